@@ -1,0 +1,469 @@
+"""Labelled text and how it is spread over clients: the shipped VADER corpora, splits, partitions.
+
+The only real labelled text we can ship offline is the human-rated sentence collection that
+Hutto & Gilbert (ICWSM 2014) released with VADER; it travels inside the vaderSentiment 3.3.2
+source distribution. This module reads it in memory, turns it into classification tasks, and
+spreads it over federated clients with the label-skew schemes the papers we reproduce use.
+Everything random takes an explicit ``numpy.random.Generator``: same seed, same data.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# --- the archive ----------------------------------------------------------------------------
+
+SDIST_NAMES = ("vaderSentiment-3.3.2.tar.gz", "vadersentiment-3.3.2.tar.gz")  # pip may lower-case
+INNER_TARBALL = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+CACHE_ENV_VAR = "COSIM_DATA_CACHE"
+SETUP_HINT = "run `make setup` (or `bash tools/setup.sh`)"
+
+# Source name -> file in hutto_ICWSM_2014/ (Hutto & Gilbert 2014, Sec. 3.3 "ground truth").
+# The order fixes the source class ids of the multi-class tasks.
+SOURCE_FILES = {
+    "movie_reviews": "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
+    "tweets": "hutto_ICWSM_2014/tweets_GroundTruth.txt",
+    "amazon_reviews": "hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt",
+    "nyt_editorials": "hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt",
+}
+SOURCES = tuple(SOURCE_FILES)
+SENTIMENT_NAMES = ("negative", "positive")
+
+DATASETS: dict[str, str] = {
+    "movie_reviews": "binary sentiment, ~10.5k movie-review sentences (score > 0 -> 1, < 0 -> 0, 0 dropped)",
+    "tweets": "binary sentiment, ~4.2k tweets (score > 0 -> 1, < 0 -> 0, 0 dropped)",
+    "amazon_reviews": "binary sentiment, ~3.6k Amazon review sentences (score > 0 -> 1, < 0 -> 0, 0 dropped)",
+    "nyt_editorials": "binary sentiment, ~4.9k NYT editorial sentences (score > 0 -> 1, < 0 -> 0, 0 dropped)",
+    "vader_sources": "4 classes: which source a sentence comes from (all rows of all four files)",
+    "vader_sources_sentiment": "8 classes: source x sentiment (label = 2*source + positive; score 0 dropped)",
+}
+
+PARTITION_KINDS = ("iid", "dirichlet", "shards", "domain")
+
+
+@dataclass(frozen=True, eq=False)
+class TextDataset:
+    """Sentences with integer labels and the source each came from; rows are aligned by index.
+
+    ``eq=False``: two datasets compare by identity, since element-wise array equality is not a bool.
+    """
+
+    texts: list[str]
+    labels: np.ndarray  # int64, in [0, num_classes)
+    domains: np.ndarray  # str, the source name of each row
+    num_classes: int
+    label_names: tuple[str, ...]
+    name: str
+
+    def __post_init__(self) -> None:
+        if not (len(self.texts) == len(self.labels) == len(self.domains)):
+            raise ValueError(
+                f"texts, labels and domains must have equal lengths, got "
+                f"{len(self.texts)}, {len(self.labels)}, {len(self.domains)}"
+            )
+        if len(self.label_names) != self.num_classes:
+            raise ValueError(
+                f"label_names has {len(self.label_names)} names for num_classes={self.num_classes}"
+            )
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> TextDataset:
+        """The rows at ``indices``, in that order, with the same task (classes, names)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return TextDataset(
+            texts=[self.texts[i] for i in idx],
+            labels=self.labels[idx],
+            domains=self.domains[idx],
+            num_classes=self.num_classes,
+            label_names=self.label_names,
+            name=self.name,
+        )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def data_cache_dir() -> Path:
+    """Where the sdist lives: ``$COSIM_DATA_CACHE`` if set, else ``<repo root>/.cache/sdist``."""
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / ".cache" / "sdist"
+
+
+def _find_sdist(cache_dir: Path) -> Path:
+    for file_name in SDIST_NAMES:
+        path = cache_dir / file_name
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"vaderSentiment 3.3.2 sdist ({SDIST_NAMES[0]}) not found in {cache_dir}: {SETUP_HINT} "
+        f"to fetch it, or point {CACHE_ENV_VAR} at a folder that holds it"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _read_sources(sdist_path: str) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Parse the four ground-truth files (``id<TAB>score<TAB>sentence``, CRLF) from the nested tarballs.
+
+    Cached per sdist path, so a second load costs only the task assembly.
+    """
+    with tarfile.open(sdist_path, mode="r:gz") as outer:
+        member = outer.extractfile(INNER_TARBALL)
+        if member is None:
+            raise FileNotFoundError(f"{INNER_TARBALL} missing from {sdist_path}")
+        inner_bytes = member.read()
+    sources: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    with tarfile.open(fileobj=io.BytesIO(inner_bytes), mode="r:gz") as inner:
+        for source, file_name in SOURCE_FILES.items():
+            raw = inner.extractfile(file_name)
+            if raw is None:
+                raise FileNotFoundError(f"{file_name} missing from {INNER_TARBALL}")
+            texts: list[str] = []
+            scores: list[float] = []
+            for line in raw.read().decode("utf-8").splitlines():
+                if not line.strip():
+                    continue
+                _row_id, score, sentence = line.split("\t", 2)
+                texts.append(sentence.strip())
+                scores.append(float(score))
+            score_arr = np.asarray(scores, dtype=np.float64)
+            score_arr.setflags(write=False)
+            sources[source] = (tuple(texts), score_arr)
+    return sources
+
+
+def load_dataset(name: str, cache_dir: Path | None = None) -> TextDataset:
+    """One of ``DATASETS`` from the cached sdist; the parsed archive stays in memory after the first call."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset name={name!r} is unknown; allowed: {', '.join(DATASETS)}")
+    sdist = _find_sdist(Path(cache_dir) if cache_dir is not None else data_cache_dir())
+    sources = _read_sources(str(sdist.resolve()))
+
+    texts: list[str] = []
+    labels: list[np.ndarray] = []
+    domains: list[str] = []
+    wanted = (name,) if name in SOURCE_FILES else SOURCES
+    for source_id, source in enumerate(SOURCES):
+        if source not in wanted:
+            continue
+        src_texts, scores = sources[source]
+        # vader_sources ignores sentiment, so it keeps the neutral (score == 0) rows.
+        keep = np.ones(len(scores), bool) if name == "vader_sources" else scores != 0
+        positive = (scores[keep] > 0).astype(np.int64)
+        if name == "vader_sources":
+            label = np.full(int(keep.sum()), source_id, dtype=np.int64)
+        elif name == "vader_sources_sentiment":
+            label = 2 * source_id + positive
+        else:
+            label = positive
+        texts.extend(t for t, k in zip(src_texts, keep) if k)
+        labels.append(label)
+        domains.extend([source] * int(keep.sum()))
+
+    if name == "vader_sources":
+        label_names = SOURCES
+    elif name == "vader_sources_sentiment":
+        label_names = tuple(f"{s}/{sent}" for s in SOURCES for sent in SENTIMENT_NAMES)
+    else:
+        label_names = SENTIMENT_NAMES
+    return TextDataset(
+        texts=texts,
+        labels=np.concatenate(labels),
+        domains=np.asarray(domains, dtype=str),
+        num_classes=len(label_names),
+        label_names=label_names,
+        name=name,
+    )
+
+
+# --- held-out split -------------------------------------------------------------------------
+
+
+def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to ``total`` in proportion to ``weights`` (Hamilton's method)."""
+    exact = weights / weights.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return counts
+
+
+def train_test_split(
+    ds: TextDataset,
+    test_fraction: float,
+    rng: np.random.Generator,
+    max_test: int | None = None,
+) -> tuple[TextDataset, TextDataset]:
+    """Stratified split: the test set keeps each label's share, so accuracy is comparable across seeds.
+
+    The test size is ``round(test_fraction * len(ds))``, capped at ``max_test`` (evaluation
+    costs real CPU time); it is shared among labels by largest remainder. Rows keep dataset order.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction={test_fraction} must lie in (0, 1)")
+    if max_test is not None and max_test < 1:
+        raise ValueError(f"max_test={max_test} must be >= 1 or None")
+    n_test = int(round(test_fraction * len(ds)))
+    if max_test is not None:
+        n_test = min(n_test, max_test)
+    classes, class_sizes = np.unique(ds.labels, return_counts=True)
+    per_class = _largest_remainder(class_sizes.astype(np.float64), n_test)
+    test_parts = [
+        rng.permutation(np.flatnonzero(ds.labels == c))[:k] for c, k in zip(classes, per_class)
+    ]
+    test_idx = np.sort(np.concatenate(test_parts))
+    train_mask = np.ones(len(ds), bool)
+    train_mask[test_idx] = False
+    return ds.subset(np.flatnonzero(train_mask)), ds.subset(test_idx)
+
+
+# --- partitions over clients ----------------------------------------------------------------
+
+
+def _check_partition_args(
+    labels: np.ndarray,
+    num_clients: int,
+    kind: str,
+    alpha: float,
+    classes_per_client: int,
+    domains: np.ndarray | None,
+    samples_per_client: int | None,
+) -> None:
+    if kind not in PARTITION_KINDS:
+        raise ValueError(f"kind={kind!r} is unknown; allowed: {', '.join(PARTITION_KINDS)}")
+    if num_clients < 1:
+        raise ValueError(f"num_clients={num_clients} must be >= 1")
+    if kind != "domain" and num_clients > len(labels):
+        raise ValueError(
+            f"num_clients={num_clients} exceeds the {len(labels)} samples; each client needs one"
+        )
+    if not alpha > 0:
+        raise ValueError(f"alpha={alpha} must be > 0 (Dirichlet concentration)")
+    num_classes = len(np.unique(labels))
+    if not 1 <= classes_per_client <= num_classes:
+        raise ValueError(
+            f"classes_per_client={classes_per_client} must lie in [1, {num_classes}] (the number of classes)"
+        )
+    if samples_per_client is not None and samples_per_client < 1:
+        raise ValueError(f"samples_per_client={samples_per_client} must be >= 1 or None")
+    if kind == "domain":
+        if domains is None:
+            raise ValueError("domains=None: kind='domain' needs the per-row domain array")
+        if len(domains) != len(labels):
+            raise ValueError(f"domains has {len(domains)} rows but labels has {len(labels)}")
+
+
+def _iid(n: int, num_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return list(np.array_split(rng.permutation(n), num_clients))
+
+
+def _dirichlet(
+    labels: np.ndarray, num_clients: int, alpha: float, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Hsu, Qi & Brown 2019 (arXiv:1909.06335, Sec. 3): each class is split over clients by q ~ Dir(alpha).
+
+    Small alpha -> each client sees few classes; large alpha -> close to IID. A client left empty
+    is topped up with one sample taken (rng-chosen) from the currently largest client, so at most
+    ``num_clients - 1`` samples move and the draw is never repeated (redrawing can loop for long
+    at tiny alpha).
+    """
+    parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        q = rng.dirichlet(np.full(num_clients, alpha))
+        cuts = (np.cumsum(q)[:-1] * len(idx)).astype(np.int64)
+        for client, chunk in enumerate(np.split(idx, cuts)):
+            parts[client].append(chunk)
+    clients = [np.concatenate(p) for p in parts]
+    for k in range(num_clients):
+        if len(clients[k]) == 0:
+            donor = int(np.argmax([len(c) for c in clients]))
+            pick = int(rng.integers(len(clients[donor])))
+            clients[k] = clients[donor][pick : pick + 1]
+            clients[donor] = np.delete(clients[donor], pick)
+    return clients
+
+
+def _shards_per_class(class_sizes: np.ndarray, num_shards: int, max_per_class: int) -> np.ndarray:
+    """Shares ``num_shards`` among classes about in proportion to size, each getting 1..max_per_class.
+
+    The greedy step gives the next shard to the class whose shards are currently largest.
+    """
+    caps = np.minimum(class_sizes, max_per_class)
+    if caps.sum() < num_shards:
+        raise ValueError(
+            f"cannot cut {num_shards} non-empty single-class shards "
+            f"from classes of sizes {class_sizes.tolist()}"
+        )
+    counts = np.ones(len(class_sizes), dtype=np.int64)
+    for _ in range(num_shards - len(class_sizes)):
+        shard_size = np.where(counts < caps, class_sizes / counts, -np.inf)
+        counts[int(np.argmax(shard_size))] += 1
+    return counts
+
+
+def _shards(
+    labels: np.ndarray, num_clients: int, classes_per_client: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """McMahan et al. 2017 (AISTATS, Sec. 3, "pathological non-IID"): sort by label, cut shards, deal them.
+
+    Shards are cut within each class, so a shard never straddles two labels, and no class gets
+    more than ``num_clients`` shards. Listing the shards class by class and giving client ``k``
+    the shards at positions ``k, k + K, k + 2K, ...`` then hands every client ``classes_per_client``
+    distinct classes. With fewer shards than classes, only that many (rng-chosen) classes are
+    dealt and the other rows stay unassigned: covering them would break the promise.
+    """
+    num_shards = num_clients * classes_per_client
+    classes = rng.permutation(np.unique(labels))[:num_shards]
+    class_sizes = np.array([(labels == c).sum() for c in classes])
+    counts = _shards_per_class(class_sizes, num_shards, max_per_class=num_clients)
+    shards: list[np.ndarray] = []
+    for c, k in zip(classes, counts):
+        shards.extend(np.array_split(rng.permutation(np.flatnonzero(labels == c)), k))
+    owner_of_column = rng.permutation(num_clients)
+    clients: list[np.ndarray] = [np.empty(0, np.int64)] * num_clients
+    for column in range(num_clients):
+        clients[owner_of_column[column]] = np.concatenate(shards[column::num_clients])
+    return clients
+
+
+def _domain(domains: np.ndarray, num_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Client ``k`` holds domain ``k mod D`` (in order of first appearance); sharers split its rows."""
+    _, first = np.unique(domains, return_index=True)
+    ordered = domains[np.sort(first)]
+    clients: list[np.ndarray] = [np.empty(0, np.int64)] * num_clients
+    for d, domain in enumerate(ordered):
+        owners = list(range(d, num_clients, len(ordered)))
+        if not owners:
+            continue
+        rows = rng.permutation(np.flatnonzero(domains == domain))
+        for owner, chunk in zip(owners, np.array_split(rows, len(owners))):
+            clients[owner] = chunk
+    return clients
+
+
+def partition(
+    labels: np.ndarray,
+    num_clients: int,
+    kind: str,
+    rng: np.random.Generator,
+    *,
+    alpha: float = 0.5,
+    classes_per_client: int = 1,
+    domains: np.ndarray | None = None,
+    samples_per_client: int | None = None,
+) -> list[np.ndarray]:
+    """Disjoint, sorted index arrays (into ``labels``), one per client, spread by ``kind``.
+
+    ``iid`` shuffles and splits evenly; ``dirichlet`` skews labels by ``alpha``; ``shards`` gives
+    each client ``classes_per_client`` classes; ``domain`` gives each client one source's rows.
+    ``samples_per_client`` then keeps at most that many rng-chosen indices per client (to model
+    small devices or to keep runs short).
+    """
+    labels = np.asarray(labels)
+    _check_partition_args(labels, num_clients, kind, alpha, classes_per_client, domains, samples_per_client)
+    if kind == "iid":
+        clients = _iid(len(labels), num_clients, rng)
+    elif kind == "dirichlet":
+        clients = _dirichlet(labels, num_clients, alpha, rng)
+    elif kind == "shards":
+        clients = _shards(labels, num_clients, classes_per_client, rng)
+    else:
+        clients = _domain(np.asarray(domains), num_clients, rng)
+    if samples_per_client is not None:
+        clients = [
+            rng.choice(c, samples_per_client, replace=False) if len(c) > samples_per_client else c
+            for c in clients
+        ]
+    return [np.sort(c).astype(np.int64) for c in clients]
+
+
+# --- tensors for the model -------------------------------------------------------------------
+
+
+def encode(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Token ids padded to exactly ``max_length``: fixed shapes let the simulator cache FLOPs by shape."""
+    if max_length < 1:
+        raise ValueError(f"max_length={max_length} must be >= 1")
+    enc = tokenizer(
+        list(texts),
+        padding="max_length",
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    return {k: enc[k] for k in keys if k in enc}
+
+
+class ClientData:
+    """A client's local data: draws minibatches from its own indices with its own seeded rng
+    (epoch-style reshuffling).
+
+    Each epoch visits every local sample once in a fresh order. A batch that runs past the end of
+    an epoch takes the leftover samples and fills up from the next epoch's order, whose first
+    entries exclude those leftovers, so a batch never repeats a sample. A client with fewer samples
+    than ``batch_size`` draws its batch with replacement (a batch still has ``batch_size`` items,
+    so the compute per step, and hence simulated time, does not depend on local data size).
+    """
+
+    def __init__(self, ds: TextDataset, indices: np.ndarray, rng: np.random.Generator, batch_size: int):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        self.indices = np.asarray(indices, dtype=np.int64).copy()
+        if len(self.indices) == 0:
+            raise ValueError("indices is empty: a client needs at least one sample")
+        self.ds = ds
+        self.rng = rng
+        self.batch_size = batch_size
+        self._order = self.rng.permutation(self.indices)
+        self._pos = 0
+
+    def _new_epoch(self, leftovers: np.ndarray) -> None:
+        order = self.rng.permutation(self.indices)
+        seen = np.isin(order, leftovers)
+        self._order = np.concatenate([order[~seen], order[seen]])
+        self._pos = 0
+
+    def next_batch(self) -> tuple[list[str], torch.Tensor]:
+        """Exactly ``batch_size`` texts and their int64 labels."""
+        n, b = len(self.indices), self.batch_size
+        if n < b:
+            picked = self.rng.choice(self.indices, b, replace=True)
+        else:
+            picked = self._order[self._pos : self._pos + b]
+            self._pos += len(picked)
+            if len(picked) < b:
+                self._new_epoch(picked)
+                fill = self._order[: b - len(picked)]
+                self._pos = len(fill)
+                picked = np.concatenate([picked, fill])
+            elif self._pos == n:
+                self._new_epoch(picked[:0])
+        texts = [self.ds.texts[i] for i in picked]
+        return texts, torch.from_numpy(self.ds.labels[picked].astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def label_counts(self) -> np.ndarray:
+        """Samples per class on this client (length ``num_classes``): how skewed it is."""
+        return np.bincount(self.ds.labels[self.indices], minlength=self.ds.num_classes)
+
+
+def batches(ds: TextDataset, batch_size: int) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """In-order ``(texts, labels)`` batches for evaluation; the last one may be short."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    for start in range(0, len(ds), batch_size):
+        stop = start + batch_size
+        yield ds.texts[start:stop], torch.from_numpy(ds.labels[start:stop].astype(np.int64))
