@@ -1,0 +1,178 @@
+"""The learning steps every scheme shares: local training of a parameter copy, the split step
+(bottom forward, top forward/backward, bottom backward), weighted averaging, and held-out
+evaluation.
+
+One frozen model lives on the host; each client's trainable parameters are its own leaf tensors
+run through that model with `torch.func.functional_call`. So clients that train "at the same time"
+in simulated time never disturb each other's weights or optimizer state, whatever order the host
+runs their steps in, and only the small trainable part is copied per client.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from .data import ClientData, TextDataset, batches, encode
+from .models import SplitClassifier
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def signature(self) -> tuple:
+        return tuple(self.input_ids.shape)
+
+
+def tensor_bytes(tensors) -> int:
+    return int(sum(t.numel() * t.element_size() for t in tensors))
+
+
+def optimizer_slots(optimizer: str) -> int:
+    """State tensors an optimizer keeps per parameter: AdamW two moments, SGD none."""
+    return {"adamw": 2, "sgd": 0}[optimizer]
+
+
+class Learner:
+    """The model, tokenizer and data of a run, and the learning steps schemes call."""
+
+    def __init__(self, model: SplitClassifier, tokenizer, max_length: int, train: TextDataset,
+                 test: TextDataset, clients: dict[str, ClientData], lr: float, optimizer: str,
+                 eval_batch_size: int = 64):
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.train, self.test, self.clients = train, test, clients
+        self.lr, self.optimizer = lr, optimizer
+        self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        self._params = dict(model.named_parameters())
+        self._test_batches = [self._encode(t, y) for t, y in batches(test, eval_batch_size)]
+
+    # --- data ---------------------------------------------------------------------------------
+    def _encode(self, texts, labels) -> Batch:
+        enc = encode(self.tokenizer, texts, self.max_length)
+        return Batch(enc["input_ids"], enc["attention_mask"], labels)
+
+    def next_batch(self, client: str) -> Batch:
+        return self._encode(*self.clients[client].next_batch())
+
+    def num_samples(self, client: str) -> int:
+        return len(self.clients[client])
+
+    # --- parameters ---------------------------------------------------------------------------
+    def trainable_names(self, start: int = 0, end: int | None = None) -> list[str]:
+        part = set(self.model.part_parameter_names(start, end))
+        return [n for n in self.trainable if n in part]
+
+    def initial_state(self, names: list[str] | None = None) -> State:
+        names = self.trainable if names is None else names
+        return {n: self._params[n].detach().clone() for n in names}
+
+    def weight_bytes(self, start: int = 0, end: int | None = None) -> int:
+        """Bytes of every weight a part [start, end) holds (frozen and trainable)."""
+        return tensor_bytes(self._params[n] for n in self.model.part_parameter_names(start, end))
+
+    def training_state_bytes(self, names: list[str]) -> int:
+        """Gradients plus optimizer state for the trainable parameters `names`."""
+        return tensor_bytes(self._params[n] for n in names) * (1 + optimizer_slots(self.optimizer))
+
+    def local(self, state: State, start: int = 0, end: int | None = None) -> "LocalModel":
+        return LocalModel(self, state, start, end)
+
+    # --- aggregation and evaluation ------------------------------------------------------------
+    @staticmethod
+    def average(states: list[State], weights: list[float]) -> State:
+        """Weighted mean of parameter states (FedAvg, McMahan et al. 2017, Algorithm 1)."""
+        w = torch.tensor(weights, dtype=torch.float64)
+        w = (w / w.sum()).tolist()
+        return {k: sum(wi * s[k] for wi, s in zip(w, states)) for k in states[0]}
+
+    @torch.no_grad()
+    def evaluate(self, state: State) -> tuple[float, float]:
+        """(accuracy, mean loss) of the model with `state` on the held-out test split."""
+        correct, loss_sum, n = 0, 0.0, 0
+        for b in self._test_batches:
+            logits = functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False)
+            loss_sum += F.cross_entropy(logits, b.labels, reduction="sum").item()
+            correct += int((logits.argmax(-1) == b.labels).sum())
+            n += len(b.labels)
+        return correct / n, loss_sum / n
+
+
+class LocalModel:
+    """A trainable parameter copy of blocks [start, end) with its own optimizer."""
+
+    def __init__(self, learner: Learner, state: State, start: int = 0, end: int | None = None):
+        self.learner, self.start, self.end = learner, start, end
+        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in state.items()}
+        params = list(self.params.values())
+        if learner.optimizer == "sgd":
+            self.opt = torch.optim.SGD(params, lr=learner.lr)
+        else:
+            self.opt = torch.optim.AdamW(params, lr=learner.lr, weight_decay=0.0)
+
+    def state(self) -> State:
+        return {k: v.detach().clone() for k, v in self.params.items()}
+
+    def load(self, state: State) -> None:
+        with torch.no_grad():
+            for k, v in state.items():
+                self.params[k].copy_(v)
+
+    def _call(self, *args, **kwargs):
+        return functional_call(self.learner.model, self.params, args, kwargs, strict=False)
+
+    def _apply(self) -> None:
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+
+    # --- whole model on one node ---------------------------------------------------------------
+    def train_step(self, batch: Batch) -> float:
+        """One forward/backward/update on the whole model; returns the loss."""
+        logits = self._call(batch.input_ids, batch.attention_mask)
+        loss = F.cross_entropy(logits, batch.labels)
+        loss.backward()
+        self._apply()
+        return loss.item()
+
+    # --- split learning: bottom part on the device, top part on the server ---------------------
+    def bottom_forward(self, batch: Batch, cut: int) -> torch.Tensor:
+        """Device side: embedding + blocks [0, cut); the output keeps its graph for backward."""
+        return self._call(batch.input_ids, batch.attention_mask, start=0, end=cut)
+
+    def top_step(self, hidden: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                 cut: int) -> tuple[float, torch.Tensor]:
+        """Server side: blocks [cut, depth) + head, loss, backward, update; returns the loss and
+        the gradient of the loss with respect to the received activation."""
+        hidden = hidden.detach().requires_grad_(True)
+        logits = self._call(hidden=hidden, attention_mask=attention_mask, start=cut)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        self._apply()
+        return loss.item(), hidden.grad
+
+    def bottom_backward(self, hidden: torch.Tensor, grad: torch.Tensor) -> None:
+        """Device side: backpropagate the server's gradient through the bottom and update it."""
+        hidden.backward(grad)
+        self._apply()
+
+
+def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Right-padded masks travel as per-row lengths (B int32), not as the B×T mask."""
+    return attention_mask.sum(dim=1).to(torch.int32)
+
+
+def mask_from_lengths(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
+    return (torch.arange(seq_len).unsqueeze(0) < lengths.long().unsqueeze(1)).long()
+
+
+def mean_or_nan(values) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else float("nan")

@@ -1,0 +1,1 @@
+"""What exists in simulated space-time: the engine, nodes, network and mobility."""

@@ -1,0 +1,360 @@
+"""Links and shared media: real payload bytes moved at the rate the channel gives at each moment.
+
+A transfer is a fluid flow. Each access point has an uplink and a downlink medium (FDD: each
+direction its own `bandwidth_hz`) whose bandwidth is split among the flows active at that moment
+and re-split whenever a flow starts or ends, or a flow's channel changes (a new fading block, or
+the device has moved `reevaluate_distance_m`). Between those instants every rate is constant, so a
+flow's progress is exact: bits_left -= rate × dt.
+
+The radio chain per link is `channels/`: path loss (3GPP TR 38.901 or free space) from the current
+positions, log-normal shadowing correlated over distance (Gudmundson), small-scale fading redrawn
+every coherence time, SNR over the flow's share of the band, Shannon rate.
+Coverage is decided on the downlink large-scale SNR (no fast fading) over the full band: a device
+whose large-scale SNR is below `snr_threshold_db`, or that has left the area, is out of coverage and its
+flows stall; the outage policy then waits, drops the client, or fails the round.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import channels
+from channels import fading as fading_models
+from channels import rate as rate_models
+from channels import shadowing, sharing, tr38901
+
+BITS_PER_BYTE = 8
+#: A flow is done when less than this much airtime is left: below the resolution of the simulated
+#: clock's float at long run times, so waiting for it would never advance time.
+_DONE_AIRTIME_S = 1e-9
+_DONE_BITS = 1e-6
+
+
+class TransferDropped(Exception):
+    """A transfer gave up: its device stayed out of coverage past the outage policy's patience."""
+
+    def __init__(self, device: str, t_s: float, reason: str):
+        super().__init__(device, t_s, reason)  # plain args: SimPy re-raises it as type(e)(*e.args)
+        self.device, self.t_s, self.reason = device, t_s, reason
+
+    def __str__(self) -> str:
+        return f"{self.device}: {self.reason}, gave up at t={self.t_s:.3f}s"
+
+
+@dataclass(frozen=True)
+class RadioSpec:
+    """The radio chain of every device–access-point link in a cell (see `cosim.scenario`)."""
+
+    frequency_hz: float = 3.5e9
+    pathloss: str = "3gpp-uma"          # fspl | 3gpp-uma | 3gpp-umi | 3gpp-rma
+    los: str = "auto"                   # auto (drawn from TR 38.901 Table 7.4.2-1) | los | nlos
+    shadowing: bool = True
+    fading: str = "rayleigh"            # none | rayleigh | rician
+    k_factor: float = 10.0
+    tx_power_dbm: float = 23.0          # device (3GPP power class 3 UE)
+    ap_tx_power_dbm: float = 43.0       # access point, spread over the downlink band
+    noise_figure_db: float = 7.0
+    antenna_gain_db: float = 0.0
+    snr_threshold_db: float = -5.0
+    reevaluate_distance_m: float = 10.0
+    static_coherence_s: float = 1.0     # fading block of a device standing still (scatterers move)
+    min_block_s: float = 0.01           # fading is held at least one NR radio frame (10 ms)
+
+
+@dataclass(frozen=True)
+class OutagePolicy:
+    policy: str = "wait"                # wait | drop | fail
+    max_wait_s: float = 30.0            # "wait" gives up (drops the client) after this long
+
+
+class RadioLink:
+    """One device ↔ access point link: large-scale state that follows the device, and fading blocks."""
+
+    def __init__(self, device, ap, spec: RadioSpec, rng: np.random.Generator):
+        self.device, self.ap, self.spec, self.rng = device, ap, spec, rng
+        self._anchor = None        # position at the last large-scale update
+        self._loss_db = math.inf   # path loss minus shadowing gain, dB
+        self._shadow_db = 0.0
+        self._gone = False
+        self._fading_db = 0.0
+        self._block_end_s = -math.inf
+
+    # --- large scale ----------------------------------------------------------------------------
+    def _large_scale(self, t_s: float) -> tuple[float, float]:
+        """(loss_db, valid_until_s) with loss = path loss − shadowing; loss is inf once gone."""
+        if self._gone:
+            return math.inf, math.inf
+        pos = self.device.position_m(t_s)
+        if pos is None:
+            self._gone = True
+            return math.inf, math.inf
+        speed = self.device.mobility.speed_mps(t_s)
+        moved = math.inf if self._anchor is None else float(np.linalg.norm(pos - self._anchor))
+        if moved >= self.spec.reevaluate_distance_m:
+            self._update_large_scale(pos, moved)
+        exit_s = self.device.mobility.exit_time_s()
+        if speed <= 0:
+            return self._loss_db, exit_s
+        left_m = self.spec.reevaluate_distance_m - float(np.linalg.norm(pos - self._anchor))
+        return self._loss_db, min(t_s + max(left_m, 0.0) / speed, exit_s)
+
+    def _update_large_scale(self, pos: np.ndarray, moved_m: float) -> None:
+        spec, ap_pos = self.spec, self.ap.position_m(0.0)
+        d2d = float(np.hypot(*(pos[:2] - ap_pos[:2])))
+        d3d = float(np.linalg.norm(pos - ap_pos))
+        if spec.pathloss == "fspl":
+            pl, los, scenario = float(channels.fspl_db(max(d3d, 1.0), spec.frequency_hz)), True, None
+        else:
+            scenario = spec.pathloss.removeprefix("3gpp-")
+            if spec.los == "auto":
+                los = bool(tr38901.sample_los(self.rng, scenario, d2d))
+            else:
+                los = spec.los == "los"
+            if d2d > tr38901.MAX_DISTANCE_2D_M:   # beyond the model's range: no coverage
+                self._anchor, self._loss_db = pos, math.inf
+                return
+            pl = float(tr38901.pathloss_db(scenario, d2d, spec.frequency_hz, los, h_bs_m=float(ap_pos[2]),
+                                           h_ut_m=float(np.clip(pos[2], 1.5, 22.5))))
+        if spec.shadowing and scenario is not None:
+            std = float(tr38901.shadow_fading_std_db(scenario, los, d2d, spec.frequency_hz))
+            d_corr = float(tr38901.shadow_decorrelation_distance_m(scenario, los))
+            # Gudmundson (1991): the dB value decorrelates as exp(-Δd / d_corr) along the path
+            moved = 1e12 if math.isinf(moved_m) else moved_m
+            self._shadow_db = float(shadowing.update_shadowing_db(self.rng, self._shadow_db, moved, std, d_corr))
+        self._anchor = pos
+        self._loss_db = pl - self._shadow_db
+
+    # --- small scale ----------------------------------------------------------------------------
+    def _fading(self, t_s: float) -> tuple[float, float]:
+        if self.spec.fading == "none":
+            return 0.0, math.inf
+        if t_s >= self._block_end_s:
+            if self.spec.fading == "rician":
+                gain = fading_models.rician_power_gain(self.rng, self.spec.k_factor)
+            else:
+                gain = fading_models.rayleigh_power_gain(self.rng)
+            self._fading_db = 10.0 * math.log10(max(float(gain), 1e-12))
+            speed = self.device.mobility.speed_mps(t_s)
+            block = (self.spec.static_coherence_s if speed <= 0
+                     else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
+            self._block_end_s = t_s + max(block, self.spec.min_block_s)
+        return self._fading_db, self._block_end_s
+
+    # --- what the medium asks -------------------------------------------------------------------
+    def in_coverage(self, t_s: float, full_bandwidth_hz: float) -> bool:
+        """Coverage as a cell decides it: the AP's signal over the full band (no fast fading) is
+        received above the threshold (the large-scale SNR an RSRP measurement reflects)."""
+        loss, _ = self._large_scale(t_s)
+        if math.isinf(loss):
+            return False
+        snr = rate_models.snr_db(self.spec.ap_tx_power_dbm, loss, full_bandwidth_hz, self.spec.noise_figure_db,
+                                 self.spec.antenna_gain_db)
+        return snr >= self.spec.snr_threshold_db
+
+    def next_change_s(self, t_s: float) -> float:
+        """When the large-scale state may next change (the device will have moved far enough)."""
+        return self._large_scale(t_s)[1]
+
+    def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float) -> tuple[float, float]:
+        """(rate, valid_until): Shannon rate over `share_hz` now, and until when it holds.
+
+        Uplink: the device's whole power over its share. Downlink: the AP's power is spread over
+        the band, so the share gets its proportional part (same SNR as the full band).
+        """
+        loss, ls_until = self._large_scale(t_s)
+        if math.isinf(loss) or not self.in_coverage(t_s, full_bandwidth_hz):
+            return 0.0, ls_until
+        fade_db, fade_until = self._fading(t_s)
+        if uplink:
+            tx_dbm = self.spec.tx_power_dbm
+        else:
+            tx_dbm = self.spec.ap_tx_power_dbm + 10.0 * math.log10(share_hz / full_bandwidth_hz)
+        snr = rate_models.snr_db(tx_dbm, loss, share_hz, self.spec.noise_figure_db,
+                                 self.spec.antenna_gain_db + fade_db)
+        return float(rate_models.shannon_rate_bps(share_hz, snr)), min(ls_until, fade_until)
+
+
+class WiredLink:
+    """A wired hop (edge ↔ cloud backhaul): fixed capacity shared equally, plus a latency."""
+
+    def __init__(self, rate_bps: float, latency_s: float):
+        self.rate_bps_capacity = rate_bps
+        self.latency_s = latency_s
+
+    def rate_bps(self, t_s, uplink, share, full):
+        return share, math.inf
+
+    def next_change_s(self, t_s):
+        return math.inf
+
+    def in_coverage(self, t_s, full):
+        return True
+
+
+class _Flow:
+    __slots__ = ("link", "uplink", "bits_left", "rate_bps", "valid_until", "done", "airtime_s",
+                 "stalled_since", "name")
+
+    def __init__(self, link, uplink: bool, nbits: float, done, name: str):
+        self.link, self.uplink, self.bits_left, self.done, self.name = link, uplink, nbits, done, name
+        self.rate_bps = 0.0
+        self.valid_until = math.inf
+        self.airtime_s = 0.0
+        self.stalled_since = None
+
+
+class Medium:
+    """One direction of one access point's band (or one wired pipe), shared by its active flows."""
+
+    def __init__(self, sim, name: str, capacity: float, uplink: bool, sharing: str, outage: OutagePolicy):
+        self.sim, self.name, self.capacity, self.uplink = sim, name, capacity, uplink
+        self.sharing, self.outage = sharing, outage
+        self.flows: list[_Flow] = []
+        self._t = 0.0
+        self._generation = 0
+
+    def carry(self, link, nbits: float, name: str):
+        """Move `nbits` over `link`; returns (airtime_s, stalled_s). Raises TransferDropped."""
+        flow = _Flow(link, self.uplink, float(nbits), self.sim.env.event(), name)
+        self._advance()
+        self.flows.append(flow)
+        self._reallocate()
+        airtime = yield flow.done
+        return airtime
+
+    def _advance(self) -> None:
+        dt = self.sim.now - self._t
+        if dt > 0:
+            for f in self.flows:
+                if f.rate_bps > 0:
+                    f.bits_left -= f.rate_bps * dt
+                    f.airtime_s += dt
+        self._t = self.sim.now
+
+    def _shares(self, flows: list[_Flow]) -> np.ndarray:
+        if self.sharing == "proportional":
+            demand = np.array([max(f.bits_left, 0.0) for f in flows])
+            if demand.sum() > 0:
+                return sharing.proportional_split(self.capacity, demand)
+        return sharing.equal_split(self.capacity, len(flows))
+
+    def _reallocate(self) -> None:
+        now = self.sim.now
+        for f in [f for f in self.flows if f.bits_left <= _DONE_BITS + f.rate_bps * _DONE_AIRTIME_S]:
+            self.flows.remove(f)
+            f.done.succeed(f.airtime_s)
+        wake = math.inf
+        # coverage first, so a stalled flow gives its share to the others
+        active = []
+        for f in self.flows:
+            if f.link.in_coverage(now, self.capacity):
+                f.stalled_since = None
+                active.append(f)
+                continue
+            if f.stalled_since is None:
+                f.stalled_since = now
+            patience = self.outage.max_wait_s if self.outage.policy == "wait" else 0.0
+            if now - f.stalled_since >= patience:
+                self._drop(f, now)
+                continue
+            f.rate_bps = 0.0
+            wake = min(wake, f.stalled_since + patience, f.link.next_change_s(now))
+        if active:
+            for f, share in zip(active, self._shares(active).tolist()):
+                f.rate_bps, f.valid_until = f.link.rate_bps(now, self.uplink, share, self.capacity)
+                if f.rate_bps > 0:
+                    wake = min(wake, now + f.bits_left / f.rate_bps)
+                wake = min(wake, f.valid_until)
+        self._generation += 1
+        if math.isfinite(wake):
+            generation = self._generation
+            # never wake at `now` again: a state valid "until now" would loop without advancing time
+            timer = self.sim.env.timeout(max(wake - now, _DONE_AIRTIME_S))
+            timer.callbacks.append(lambda _e: self._wake(generation))
+
+    def _drop(self, f: _Flow, now: float) -> None:
+        self.flows.remove(f)
+        f.done.fail(TransferDropped(f.name, now, f"out of coverage since t={f.stalled_since:.3f}s"))
+
+    def _wake(self, generation: int) -> None:
+        if generation != self._generation:
+            return  # superseded by a later reallocation
+        self._advance()
+        self._reallocate()
+
+
+class Network:
+    """Routes a payload between two nodes over the media and records each hop in the trace."""
+
+    def __init__(self, sim, spec: RadioSpec, bandwidth_hz: float, sharing: str, outage: OutagePolicy,
+                 backhaul_rate_bps: float, backhaul_latency_s: float):
+        self.sim, self.spec, self.bandwidth_hz, self.outage = sim, spec, bandwidth_hz, outage
+        self._links: dict[str, RadioLink] = {}
+        self._up: dict[str, Medium] = {}
+        self._down: dict[str, Medium] = {}
+        for ap in sim.edge:
+            self._up[ap.name] = Medium(sim, f"{ap.name}/up", bandwidth_hz, True, sharing, outage)
+            self._down[ap.name] = Medium(sim, f"{ap.name}/down", bandwidth_hz, False, sharing, outage)
+        self._backhaul = WiredLink(backhaul_rate_bps, backhaul_latency_s)
+        self._wired: dict[tuple[str, str], Medium] = {}
+
+    def serving_ap(self, device):
+        """The access point a device is associated with: the nearest edge server at t = 0."""
+        if device.name not in self._links:
+            pos = device.position_m(0.0)
+            ap = min(self.sim.edge, key=lambda e: float(np.linalg.norm(e.position_m(0.0) - pos))
+                     if pos is not None else 0.0)
+            self._links[device.name] = RadioLink(device, ap, self.spec, self.sim.rng(f"channel/{device.name}"))
+        return self._links[device.name].ap
+
+    def link(self, device) -> RadioLink:
+        self.serving_ap(device)
+        return self._links[device.name]
+
+    def in_coverage(self, device, t_s: float | None = None) -> bool:
+        return self.link(device).in_coverage(self.sim.now if t_s is None else t_s, self.bandwidth_hz)
+
+    def _hops(self, src, dst) -> list[tuple]:
+        """(from, to, medium, link) per hop: device↔AP over the air, AP↔cloud over the backhaul."""
+        if src.role == "device" and dst.role == "device":
+            mid = self.serving_ap(src)
+            return self._hops(src, mid) + self._hops(mid, dst)
+        if src.role == "device":
+            ap = self.serving_ap(src)
+            hops = [(src, ap, self._up[ap.name], self.link(src))]
+            return hops + (self._hops(ap, dst) if dst is not ap else [])
+        if dst.role == "device":
+            ap = self.serving_ap(dst)
+            hops = self._hops(src, ap) if src is not ap else []
+            return hops + [(ap, dst, self._down[ap.name], self.link(dst))]
+        if src is dst:
+            return []
+        key = (src.name, dst.name)
+        if key not in self._wired:
+            self._wired[key] = Medium(self.sim, f"{src.name}->{dst.name}", self._backhaul.rate_bps_capacity, True,
+                                      "equal", OutagePolicy("wait", math.inf))
+        return [(src, dst, self._wired[key], self._backhaul)]
+
+    def transfer(self, src, dst, nbytes: int, kind: str, rnd: int):
+        """Move `nbytes` from src to dst, hop by hop (store and forward). Raises TransferDropped."""
+        for a, b, medium, link in self._hops(src, dst):
+            t0 = self.sim.now
+            if isinstance(link, WiredLink) and link.latency_s > 0:
+                yield self.sim.env.timeout(link.latency_s)
+            try:
+                airtime = yield from medium.carry(link, nbytes * BITS_PER_BYTE, name=(a if a.role == "device" else b).name)
+            except TransferDropped as drop:
+                self.sim.trace.record(t0, self.sim.now, a.name, "drop", rnd, peer=b.name, detail=f"{kind}: {drop}")
+                raise
+            tx_w = 0.0
+            if not isinstance(link, WiredLink):
+                tx_dbm = self.spec.tx_power_dbm if a.role == "device" else self.spec.ap_tx_power_dbm
+                tx_w = 10 ** ((tx_dbm - 30) / 10)
+            energy = tx_w * airtime
+            a.radio_energy_j += energy
+            a.bytes_sent += nbytes
+            b.bytes_received += nbytes
+            self.sim.trace.record(t0, self.sim.now, a.name, kind, rnd, peer=b.name, nbytes=nbytes, energy_j=energy,
+                                  mem_bytes=b.memory.total)
