@@ -1,0 +1,98 @@
+"""`cosim run | validate | schemes | plot`: the command line over `cosim.run` and friends.
+
+Bad input (a scenario problem, a bad --set) exits with code 2 and one line per problem, no
+traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_BAD_INPUT = 2
+
+
+def _overrides(pairs: list[str]) -> dict:
+    from .scenario import parse_override
+
+    return dict(parse_override(p) for p in pairs or [])
+
+
+def _cmd_run(args) -> int:
+    from .run import run
+
+    result = run(args.scenario, _overrides(args.set), progress=False if args.quiet else None,
+                 plots=not args.no_plots)
+    s = result.summary
+    print(f"{s['name']} ({s['scheme']}): {s['rounds']} rounds, simulated {s['sim_time_s']:.1f} s, "
+          f"final accuracy {s['final_accuracy']:.3f}, energy {s['energy_j']:.1f} J "
+          f"[{s['stop_reason']}]")
+    print(f"results: {result.dir}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .run import build
+    from .scenario import load
+
+    sc = load(args.scenario, _overrides(args.set))
+    sim = build(sc)
+    print(f"ok: {sc.name} — scheme {sc.scheme.name}, {len(sim.devices)} devices, {len(sim.edge)} edge, "
+          f"model {sc.model.source} ({sim.learner.model.depth} blocks)")
+    return 0
+
+
+def _cmd_schemes(args) -> int:
+    from .schemes import SCHEMES
+
+    width = max(len(n) for n in SCHEMES)
+    for name, entry in sorted(SCHEMES.items()):
+        print(f"{name:<{width}}  {entry.summary}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .plots import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cosim", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a scenario")
+    r.add_argument("scenario")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. scheme.rounds=3")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--no-plots", action="store_true")
+    r.set_defaults(fn=_cmd_run)
+    v = sub.add_parser("validate", help="check a scenario (and that every device's part fits) without running")
+    v.add_argument("scenario")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE")
+    v.set_defaults(fn=_cmd_validate)
+    s = sub.add_parser("schemes", help="list the schemes")
+    s.set_defaults(fn=_cmd_schemes)
+    pl = sub.add_parser("plot", help="redraw the plots of a run folder")
+    pl.add_argument("run_dir")
+    pl.set_defaults(fn=_cmd_plot)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from .scenario import ScenarioError
+
+    try:
+        return args.fn(args)
+    except ScenarioError as err:
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FileNotFoundError as err:  # the data or model cache is missing: the message says how to fill it
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The run folder: the trace turned into tidy tables, written as the run goes.
+
+    results/<name>/<run-id>/
+        scenario.yaml      the resolved scenario (after overrides)
+        rounds.csv         one row per finished round (rewritten as each round ends)
+        events.parquet     one row per event (written at the end from per-round parts in
+                           events.parts/, which a killed run keeps)
+        nodes.csv          per-node totals, rewritten after every round
+        summary.json       headline numbers, rewritten after every round
+        *.png              plots
+
+A killed run keeps every finished round: rounds.csv, events.parts/ and nodes.csv/summary.json
+are on disk after each round. `load_run` reads either form.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .world.engine import EVENT_COLUMNS, RoundRecord, Simulation
+
+_EVENT_SCHEMA = pa.schema([
+    ("t_start", pa.float64()), ("t_end", pa.float64()), ("node", pa.string()), ("peer", pa.string()),
+    ("kind", pa.string()), ("round", pa.int64()), ("bytes", pa.int64()), ("flops", pa.float64()),
+    ("energy_j", pa.float64()), ("mem_bytes", pa.int64()), ("detail", pa.string()),
+])
+SERVER_ROLES = ("edge", "cloud")
+
+
+@dataclass
+class Result:
+    """What `cosim.run` returns: the headline numbers and the three tidy tables."""
+
+    summary: dict
+    rounds: pd.DataFrame
+    nodes: pd.DataFrame
+    events: pd.DataFrame
+    dir: Path
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"Result({s.get('name')!r}, rounds={s.get('rounds')}, sim_time_s={s.get('sim_time_s'):.1f}, "
+                f"final_accuracy={s.get('final_accuracy'):.3f}, dir='{self.dir}')")
+
+
+def new_run_dir(base: Path, name: str, seed: int) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parent = Path(base) / name
+    for i in range(1000):
+        run_dir = parent / (f"{stamp}-seed{seed}" + (f"-{i}" if i else ""))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a run folder under {parent}")
+
+
+def _events_table(rows: list[tuple]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(EVENT_COLUMNS, r)) for r in rows], schema=_EVENT_SCHEMA)
+
+
+def rows_to_frame(rows: list[tuple]) -> pd.DataFrame:
+    return _events_table(rows).to_pandas()
+
+
+def nodes_frame(sim: Simulation) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "node": n.name, "role": n.role, "profile": n.profile_name, "flops": n.flops, "busy_s": n.busy_s,
+        "energy_j": n.energy_j, "compute_energy_j": n.compute_energy_j, "radio_energy_j": n.radio_energy_j,
+        "peak_memory_bytes": n.memory.peak, "memory_capacity_bytes": n.memory.capacity_bytes,
+        "bytes_sent": n.bytes_sent, "bytes_received": n.bytes_received,
+    } for n in sim.nodes])
+
+
+def rounds_frame(records: list[RoundRecord]) -> pd.DataFrame:
+    return pd.DataFrame([{"round": r.round, "sim_time_s": r.sim_time_s, "loss": r.loss, "accuracy": r.accuracy,
+                          **r.extra} for r in records])
+
+
+def summarize(sim: Simulation, nodes: pd.DataFrame, scheme: str, name: str, wall_s: float) -> dict:
+    trained = [r for r in sim.round_records if r.round > 0]
+    last = sim.round_records[-1] if sim.round_records else None
+    devices = nodes[nodes.role == "device"]
+    servers = nodes[nodes.role.isin(SERVER_ROLES)]
+
+    def num(x):
+        x = float(x)
+        return None if math.isnan(x) else x
+
+    return {
+        "name": name, "scheme": scheme, "seed": sim.seed,
+        "sim_time_s": sim.now,
+        "final_accuracy": num(last.accuracy) if last else None,
+        "final_loss": num(trained[-1].loss) if trained else None,
+        "rounds": len(trained),
+        "bytes_up": int(devices.bytes_sent.sum()),
+        "bytes_down": int(devices.bytes_received.sum()),
+        "energy_j": float(nodes.energy_j.sum()),
+        "device_energy_j": float(devices.energy_j.sum()),
+        "device_flops": float(devices.flops.sum()),
+        "server_flops": float(servers.flops.sum()),
+        "device_peak_memory_bytes": int(devices.peak_memory_bytes.max()) if len(devices) else 0,
+        "server_peak_memory_bytes": int(servers.peak_memory_bytes.max()) if len(servers) else 0,
+        "stop_reason": sim.stop_reason,
+        "wall_time_s": wall_s,
+    }
+
+
+class RunWriter:
+    """Writes a run folder incrementally; one call per finished round, one at the end."""
+
+    def __init__(self, run_dir: Path, scenario_yaml: str, scheme: str, name: str):
+        self.dir = Path(run_dir)
+        self.parts = self.dir / "events.parts"
+        self.parts.mkdir(parents=True, exist_ok=True)
+        (self.dir / "scenario.yaml").write_text(scenario_yaml)
+        self.scheme, self.name = scheme, name
+        self._part = 0
+        self._t0 = time.perf_counter()
+        self._rounds_written = 0
+
+    def flush(self, sim: Simulation) -> None:
+        """Append what happened since the last flush (events, rounds) and refresh the totals."""
+        rows = sim.trace.drain()
+        if rows:
+            self._part += 1
+            pq.write_table(_events_table(rows), self.parts / f"part-{self._part:05d}.parquet")
+        if len(sim.round_records) > self._rounds_written:  # rewritten whole: rounds are few, columns may grow
+            rounds_frame(sim.round_records).to_csv(self.dir / "rounds.csv", index=False)
+            self._rounds_written = len(sim.round_records)
+        nodes = nodes_frame(sim)
+        nodes.to_csv(self.dir / "nodes.csv", index=False)
+        summary = summarize(sim, nodes, self.scheme, self.name, time.perf_counter() - self._t0)
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    def finish(self, sim: Simulation) -> None:
+        """Last flush, then merge the event parts into events.parquet."""
+        self.flush(sim)
+        parts = sorted(self.parts.glob("part-*.parquet"))
+        tables = [pq.read_table(p) for p in parts]
+        table = pa.concat_tables(tables) if tables else _EVENT_SCHEMA.empty_table()
+        pq.write_table(table, self.dir / "events.parquet")
+        for p in parts:
+            p.unlink()
+        self.parts.rmdir()
+
+
+def load_run(run_dir) -> Result:
+    """Read a run folder (finished or interrupted) back into a Result."""
+    run_dir = Path(run_dir)
+    if (run_dir / "events.parquet").is_file():
+        events = pd.read_parquet(run_dir / "events.parquet")
+    elif (run_dir / "events.parts").is_dir() and any((run_dir / "events.parts").iterdir()):
+        events = pd.read_parquet(run_dir / "events.parts")
+    else:
+        events = rows_to_frame([])
+    rounds = pd.read_csv(run_dir / "rounds.csv") if (run_dir / "rounds.csv").is_file() else pd.DataFrame()
+    nodes = pd.read_csv(run_dir / "nodes.csv") if (run_dir / "nodes.csv").is_file() else pd.DataFrame()
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    return Result(summary, rounds, nodes, events, run_dir)

@@ -1,0 +1,358 @@
+"""The typed scenario: YAML in, a validated pydantic model out, with dotted overrides.
+
+Everything is checked before a run starts. Each problem is reported as one line naming the field's
+path, the value given and what is allowed; `ScenarioError` carries them all at once.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+
+from .learn.data import DATASETS
+from .learn.models import BUILTIN_SOURCES, ModelSourceError, model_depth
+from .schemes import SCHEMES
+from .schemes.base import SchemeConfig
+from .world.profiles import PROFILES, DeviceProfile
+
+
+class ScenarioError(ValueError):
+    """One or more problems with a scenario; `problems` holds one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+Vec2 = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class TinyModelConfig(Strict):
+    layers: int = Field(4, ge=1)
+    hidden: int = Field(64, ge=8)
+    heads: int = Field(2, ge=1)
+    intermediate: int = Field(128, ge=8)
+
+
+class ModelConfig(Strict):
+    source: str = Field("minilm", description=f"{', '.join(BUILTIN_SOURCES)}, or a local Hugging Face folder")
+    task: Literal["classification"] = "classification"
+    max_length: int = Field(64, ge=4, le=512, description="tokens per sample (padded)")
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="size of tiny-* models")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v in BUILTIN_SOURCES or (Path(v) / "config.json").is_file():
+            return v
+        raise ValueError(f"unknown model source; allowed: {', '.join(BUILTIN_SOURCES)}, "
+                         "or a folder with a Hugging Face config.json")
+
+
+class PartitionConfig(Strict):
+    kind: Literal["iid", "dirichlet", "shards", "domain"] = "iid"
+    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration")
+    classes_per_client: int = Field(1, ge=1, description="shards: classes each client holds")
+    samples_per_client: int | None = Field(None, ge=1)
+
+
+class DataConfig(Strict):
+    dataset: str = "movie_reviews"
+    partition: PartitionConfig = Field(default_factory=PartitionConfig)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    test_samples: int = Field(500, ge=10, description="held-out rows evaluated after each round")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset; allowed: {', '.join(DATASETS)}")
+        return v
+
+
+class StaticMobility(Strict):
+    kind: Literal["static"] = "static"
+    position_m: Vec3 | None = Field(None, description="fixed position; null = drawn in area_m")
+    area_m: Vec2 = Field([400.0, 400.0], description="width, depth of the area (centred on the origin)")
+    min_distance_m: float = Field(20.0, ge=0, description="drawn positions keep this far from the origin")
+    height_m: float = Field(1.5, ge=0)
+
+
+class RoadMobility(Strict):
+    kind: Literal["road"]
+    start_m: Vec2 = Field([-1000.0, 50.0], description="x, y where the road starts; it runs along +x")
+    length_m: float = Field(2000.0, gt=0)
+    speed_mps: Vec2 = Field([15.0, 25.0], description="speeds drawn uniformly in [low, high]")
+    lanes: int = Field(1, ge=1)
+    lane_width_m: float = Field(3.5, gt=0)
+    wrap: bool = Field(False, description="loop road: re-enter at the start instead of leaving")
+    height_m: float = Field(1.5, ge=0)
+
+    @field_validator("speed_mps")
+    @classmethod
+    def _ordered(cls, v):
+        if v[0] <= 0 or v[1] < v[0]:
+            raise ValueError("needs 0 < low <= high")
+        return v
+
+
+Mobility = Annotated[Union[StaticMobility, RoadMobility], Field(discriminator="kind")]
+
+
+class DeviceGroup(Strict):
+    count: int = Field(1, ge=1)
+    profile: str
+    name: str = Field("dev", description="name prefix; devices are numbered across groups")
+    mobility: Mobility = Field(default_factory=StaticMobility)
+
+
+class ServerConfig(Strict):
+    profile: str
+    name: str | None = None
+    position_m: Vec3 = [0.0, 0.0, 25.0]
+
+
+class MediumConfig(Strict):
+    bandwidth_hz: float = Field(20e6, gt=0, description="per direction (FDD)")
+    sharing: Literal["equal", "proportional"] = "equal"
+
+
+class PathlossConfig(Strict):
+    model: Literal["fspl", "3gpp-uma", "3gpp-umi", "3gpp-rma"] = "3gpp-uma"
+    los: Literal["auto", "los", "nlos"] = "auto"
+
+
+class ChannelConfig(Strict):
+    pathloss: PathlossConfig = Field(default_factory=PathlossConfig)
+    shadowing: bool = True
+    fading: Literal["none", "rayleigh", "rician"] = "rayleigh"
+    k_factor: float = Field(10.0, ge=0, description="Rician K (linear)")
+    static_coherence_s: float = Field(1.0, gt=0)
+    min_block_s: float = Field(0.01, gt=0)
+
+
+class OutageConfig(Strict):
+    policy: Literal["wait", "drop", "fail"] = "wait"
+    max_wait_s: float = Field(30.0, gt=0, description="wait: give up (drop the client) after this long")
+
+
+class BackhaulConfig(Strict):
+    rate_bps: float = Field(10e9, gt=0)
+    latency_s: float = Field(0.005, ge=0)
+
+
+class NetworkConfig(Strict):
+    medium: MediumConfig = Field(default_factory=MediumConfig)
+    channel: ChannelConfig = Field(default_factory=ChannelConfig)
+    frequency_hz: float = Field(3.5e9, gt=0)
+    tx_power_dbm: float = Field(23.0, le=60)
+    ap_tx_power_dbm: float = Field(43.0, le=80)
+    noise_figure_db: float = Field(7.0, ge=0)
+    antenna_gain_db: float = 0.0
+    snr_threshold_db: float = -5.0
+    reevaluate_distance_m: float = Field(10.0, gt=0)
+    outage: OutageConfig = Field(default_factory=OutageConfig)
+    backhaul: BackhaulConfig = Field(default_factory=BackhaulConfig)
+
+
+class StopConfig(Strict):
+    sim_time_s: float | None = Field(None, gt=0)
+    target_accuracy: float | None = Field(None, gt=0, le=1)
+
+
+PlotName = Literal["delay_accuracy", "timeline", "memory", "energy"]
+
+
+class OutputsConfig(Strict):
+    dir: str = "results"
+    plots: list[PlotName] = ["delay_accuracy", "timeline", "memory", "energy"]
+    progress: bool = True
+
+
+class RuntimeConfig(Strict):
+    torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for this run's process")
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    scheme: SerializeAsAny[SchemeConfig]
+    devices: list[DeviceGroup] = Field(min_length=1)
+    edge: list[ServerConfig] = Field(min_length=1)
+    cloud: list[ServerConfig] = []
+    profiles: dict[str, DeviceProfile] = {}
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    stop: StopConfig = Field(default_factory=StopConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    def profile(self, name: str) -> DeviceProfile:
+        return self.profiles.get(name) or PROFILES[name]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+def apply_overrides(raw: dict, overrides: dict[str, Any] | None) -> dict:
+    """Set dotted paths (`network.medium.bandwidth_hz`, `devices.0.count`) in a copy of `raw`."""
+    raw = copy.deepcopy(raw)
+    for path, value in (overrides or {}).items():
+        node, keys = raw, path.split(".")
+        for i, key in enumerate(keys[:-1]):
+            node = _child(node, key, keys[: i + 1], keys[i + 1])
+        last = keys[-1]
+        if isinstance(node, list):
+            node[_index(node, last, path)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _child(node, key: str, walked: list[str], next_key: str):
+    if isinstance(node, list):
+        return node[_index(node, key, ".".join(walked))]
+    if not isinstance(node.get(key), (dict, list)):
+        node[key] = [] if next_key.isdigit() else {}
+    return node[key]
+
+
+def _index(node: list, key: str, path: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise ScenarioError([f"{path}: override index {key!r} is not in this list of {len(node)} entries"])
+    return int(key)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key.sub=value` from the command line; the value is read as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise ScenarioError([f"--set {text!r}: expected key.path=value"])
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def _loc(loc) -> str:
+    return ".".join(str(p) for p in loc) or "(scenario)"
+
+
+def _problems(err: ValidationError, prefix: tuple = ()) -> list[str]:
+    lines = []
+    for e in err.errors():
+        path = _loc(prefix + tuple(e["loc"]))
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key (given {e['input']!r}); allowed keys: "
+                         f"{_allowed_keys(prefix + tuple(e['loc'][:-1]))}")
+        elif e["type"] == "missing":
+            lines.append(f"{path}: required field is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {msg} (given {e['input']!r})")
+    return lines
+
+
+def _allowed_keys(loc) -> str:
+    """The field names of the model at `loc`, for the 'unknown key' message."""
+    cls: Any = Scenario
+    for part in loc:
+        if isinstance(part, int) or cls is None:
+            continue
+        if part == "scheme" and cls is Scenario:
+            cls = None
+            continue
+        field = getattr(cls, "model_fields", {}).get(part)
+        cls = _model_in(field.annotation) if field else None
+    return ", ".join(cls.model_fields) if cls is not None else "see the documentation"
+
+
+def _model_in(annotation):
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    meta = getattr(annotation, "__origin__", None)
+    return _model_in(meta) if meta not in (None, list, dict, Union) and isinstance(meta, type) else None
+
+
+def _validate_scheme(raw) -> tuple[SchemeConfig | None, list[str]]:
+    if not isinstance(raw, dict):
+        return None, [f"scheme: expected a mapping with a name (given {raw!r}); allowed names: {', '.join(SCHEMES)}"]
+    name = raw.get("name")
+    if name not in SCHEMES:
+        return None, [f"scheme.name: unknown scheme (given {name!r}); allowed: {', '.join(SCHEMES)}"]
+    try:
+        return SCHEMES[name].config.model_validate(raw), []
+    except ValidationError as err:
+        allowed = ", ".join(SCHEMES[name].config.model_fields)
+        return None, [p.replace("see the documentation", allowed) for p in _problems(err, ("scheme",))]
+
+
+def _semantic_problems(sc: Scenario) -> list[str]:
+    """Checks that need several fields at once: profile names, cut layer against model depth."""
+    problems = []
+    known = sorted({*PROFILES, *sc.profiles})
+    groups = [("devices", sc.devices), ("edge", sc.edge), ("cloud", sc.cloud)]
+    for section, items in groups:
+        for i, item in enumerate(items):
+            if item.profile not in PROFILES and item.profile not in sc.profiles:
+                problems.append(f"{section}.{i}.profile: unknown profile (given {item.profile!r}); "
+                                f"allowed: {', '.join(known)} or one defined under profiles:")
+    cut = getattr(sc.scheme, "cut_layer", None)
+    if cut is not None:
+        try:
+            depth = model_depth(sc.model.source, sc.model.tiny)
+            if cut > depth:
+                problems.append(f"scheme.cut_layer: beyond the model's depth (given {cut}); "
+                                f"allowed: 1 to {depth} for {sc.model.source!r} ({depth} blocks)")
+        except ModelSourceError as err:
+            problems.append(f"model.source: {err}")
+    return problems
+
+
+def validate(raw: dict) -> Scenario:
+    """Validate a scenario dict; raises ScenarioError listing every problem."""
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"(scenario): expected a mapping of fields, got {type(raw).__name__}"])
+    scheme_cfg, problems = _validate_scheme(raw.get("scheme"))
+    rest = {k: v for k, v in raw.items() if k != "scheme"}
+    try:
+        sc = Scenario.model_validate({**rest, "scheme": scheme_cfg or SchemeConfig(name="?")})
+    except ValidationError as err:
+        raise ScenarioError(problems + _problems(err)) from None
+    if problems:
+        raise ScenarioError(problems)
+    problems = _semantic_problems(sc)
+    if problems:
+        raise ScenarioError(problems)
+    return sc
+
+
+def load(path_or_scenario, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read a scenario YAML (or take a Scenario / dict), apply dotted overrides, validate."""
+    if isinstance(path_or_scenario, Scenario):
+        raw = path_or_scenario.model_dump(mode="json")
+    elif isinstance(path_or_scenario, dict):
+        raw = path_or_scenario
+    else:
+        path = Path(path_or_scenario)
+        if not path.is_file():
+            raise ScenarioError([f"(file): no scenario file at {path}"])
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ScenarioError([f"(file): {path} is not valid YAML: {err}"]) from None
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides)
+    return validate(raw)

@@ -1,0 +1,49 @@
+"""FedAvg (McMahan et al., AISTATS 2017, Algorithm 1): each round the selected clients download the
+global model, train `local_steps` minibatches in parallel, and upload; the server averages the
+uploads weighted by client sample counts. With `lora:` set, only adapters and head train and
+travel; with `lora: null` the whole model does."""
+from __future__ import annotations
+
+from .base import SchemeConfig, scheme
+
+
+class FedAvgConfig(SchemeConfig):
+    name: str = "fedavg"
+
+
+@scheme("fedavg", config=FedAvgConfig,
+        summary="FedAvg: parallel clients train from the global model, server averages (full model or LoRA only)")
+def run(sim, cfg: FedAvgConfig):
+    learner, server = sim.learner, sim.edge[0]
+    global_state = learner.initial_state()
+    server.memory.hold("weights", learner.weight_bytes())
+    for rnd in sim.rounds():
+        clients = sim.select(cfg.participants)
+        finished = yield sim.all_of(sim.client(client_update(sim, cfg, dev, server, global_state, rnd))
+                                    for dev in clients)
+        updates = sim.survivors(finished, rnd) or []
+        losses = [loss for _, _, loss in updates]
+        if updates:
+            states, weights, _ = zip(*updates)
+            global_state = yield from server.compute(learner.average, list(states), list(weights), kind="aggregate",
+                                                     key=("average", len(states)), rnd=rnd)
+        server.memory.releases_with_prefix("recv:")
+        sim.close_round(rnd, global_state, losses, clients=len(clients), updates=len(updates))
+
+
+def client_update(sim, cfg: FedAvgConfig, dev, server, global_state, rnd: int):
+    """One client's round: download, `local_steps` real steps, upload. Returns (state, n, loss)."""
+    learner = sim.learner
+    state = yield from sim.send(server, dev, global_state, kind="model_down", rnd=rnd)
+    local = learner.local(state)
+    dev.memory.hold("training_state", learner.training_state_bytes(list(state)))
+    losses = []
+    for _ in range(cfg.local_steps):
+        batch = learner.next_batch(dev.name)
+        loss = yield from dev.compute(local.train_step, batch, kind="train", key=("train", batch.signature), rnd=rnd)
+        losses.append(loss)
+    dev.memory.release("training_state")
+    update = local.state()
+    yield from sim.send(dev, server, update, kind="model_up", rnd=rnd)
+    dev.memory.release(f"recv:model_down:{server.name}")
+    return update, learner.num_samples(dev.name), sum(losses) / len(losses)
