@@ -1,0 +1,29 @@
+# `make run`: set up .venv and run the default scenario. `make test`: set up and run every test.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup run test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt tools/setup.sh
+	bash tools/setup.sh
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/cosim run scenarios/quickstart.yaml
+
+# Everything, the slow tests (real pretrained model, the quickstart end to end) included.
+test: setup
+	$(PY) -m pytest -m "slow or not slow" -q
+
+# The fast default: tiny models only, about a minute.
+test-fast: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny, seconds-long scenario every engine test starts from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_scenario(tmp_path: Path, **changes) -> dict:
+    """scenarios/tiny.yaml as a dict, writing into tmp_path, no progress bar, static devices."""
+    raw = yaml.safe_load((ROOT / "scenarios" / "tiny.yaml").read_text())
+    raw["outputs"] = {"dir": str(tmp_path / "results"), "progress": False, "plots": []}
+    raw["devices"] = [{"count": 4, "profile": "jetson-nano"}]
+    for key, value in changes.items():
+        raw[key] = value
+    return raw
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return tiny_scenario(tmp_path)
