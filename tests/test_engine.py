@@ -118,3 +118,29 @@ def test_cli_overrides_and_python_overrides_agree(tiny, tmp_path):
     assert parse_override("network.medium.bandwidth_hz=5e6") == ("network.medium.bandwidth_hz", "5e6")
     sc = cosim.load(tiny, overrides=dict([parse_override("network.medium.bandwidth_hz=5e6")]))
     assert sc.network.medium.bandwidth_hz == 5e6
+
+
+@pytest.mark.parametrize("policy", ["drop", "fail"])
+def test_vehicles_leaving_mid_round_are_dropped_or_fail_the_round_and_the_run_goes_on(tmp_path, policy):
+    raw = tiny_scenario(tmp_path, profiles={"slow-obu": {"peak_flops": 2e8, "utilization": 0.5,
+                                                          "memory_bytes": 4e9, "compute_power_w": 5.0}})
+    raw["devices"] = [{"count": 2, "profile": "slow-obu"},
+                      {"count": 3, "profile": "slow-obu", "name": "car",
+                       "mobility": {"kind": "road", "start_m": [-100, 30], "length_m": 200, "speed_mps": [40, 50]}}]
+    raw["scheme"]["rounds"] = 4
+    raw["network"] = {"outage": {"policy": policy}}
+    r = _run(raw)
+    ev = r.events
+    assert r.summary["rounds"] == 4                       # the run went on
+    drops = ev[ev.kind == "drop"]
+    assert len(drops) == 3 and set(drops.peer) | set(drops.node) >= {"car0", "car1", "car2"}
+    assert list(r.rounds.clients.dropna())[-1] == 2       # gone cars are no longer selected
+    failed = ev[ev.kind == "round_failed"]
+    if policy == "fail":
+        assert len(failed) >= 1
+        for rnd in failed["round"]:                       # a failed round leaves the model as it was
+            acc = r.rounds.set_index("round").accuracy
+            assert acc[rnd] == acc[rnd - 1]
+    else:
+        assert failed.empty
+        assert (r.rounds.updates.dropna() < r.rounds.clients.dropna()).any()

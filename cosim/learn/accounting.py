@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
+import time
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -27,6 +29,7 @@ class StepMeter:
         self._cache: dict[Hashable, StepCost] = {}
         self._param_storages: set[int] = set()
         self.measured = 0  # how many signatures were counted (for tests and the overhead benchmark)
+        self.host_s = 0.0  # host seconds inside steps: only for the overhead benchmark, never the clock
 
     def exclude_parameters(self, module: torch.nn.Module) -> None:
         """Weights saved for backward are resident weights, not activations: don't count them twice."""
@@ -36,6 +39,13 @@ class StepMeter:
         return self._cache.get(key)
 
     def run(self, key: Hashable, fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, StepCost]:
+        t0 = time.perf_counter()
+        try:
+            return self._run(key, fn, *args, **kwargs)
+        finally:
+            self.host_s += time.perf_counter() - t0
+
+    def _run(self, key: Hashable, fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, StepCost]:
         cached = self._cache.get(key)
         if cached is not None:
             return fn(*args, **kwargs), cached

@@ -265,6 +265,9 @@ def build_classifier(source: str, num_labels: int, *, tiny: TinySize = TinySize(
             raise ModelSourceError(f"model.source={source!r}: {folder} is not a Hugging Face model folder")
         config = AutoConfig.from_pretrained(str(folder))
         _set_dropout(config, dropout)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         backbone = AutoModel.from_pretrained(str(folder), config=config)
     config = backbone.config
     if getattr(config, "pad_token_id", None) is None:

@@ -9,6 +9,7 @@ runs their steps in, and only the small trainable part is copied per client.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,7 @@ class Learner:
         self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
         self._params = dict(model.named_parameters())
         self._test_batches = [self._encode(t, y) for t, y in batches(test, eval_batch_size)]
+        self.eval_host_s = 0.0
 
     # --- data ---------------------------------------------------------------------------------
     def _encode(self, texts, labels) -> Batch:
@@ -97,6 +99,13 @@ class Learner:
     @torch.no_grad()
     def evaluate(self, state: State) -> tuple[float, float]:
         """(accuracy, mean loss) of the model with `state` on the held-out test split."""
+        t0 = time.perf_counter()
+        try:
+            return self._evaluate(state)
+        finally:
+            self.eval_host_s += time.perf_counter() - t0  # for the overhead benchmark only
+
+    def _evaluate(self, state: State) -> tuple[float, float]:
         correct, loss_sum, n = 0, 0.0, 0
         for b in self._test_batches:
             logits = functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False)
