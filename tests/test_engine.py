@@ -144,3 +144,10 @@ def test_vehicles_leaving_mid_round_are_dropped_or_fail_the_round_and_the_run_go
     else:
         assert failed.empty
         assert (r.rounds.updates.dropna() < r.rounds.clients.dropna()).any()
+
+
+@pytest.mark.parametrize("source", ["tiny-gpt2", "tiny-llama"])
+def test_split_learning_runs_on_decoder_architectures(tiny, source):
+    r = _run(tiny, **{"model.source": source, "scheme.name": "split", "scheme.cut_layer": 1})
+    assert r.summary["rounds"] == 2
+    assert (r.events.kind == "activation").sum() == (r.events.kind == "bwd").sum() > 0
