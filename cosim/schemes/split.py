@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..learn.training import lengths_of, mask_from_lengths
+from ..learn.protocol import split_step
 from ..world.network import TransferDropped
 from .base import SchemeConfig, scheme
 
@@ -52,20 +52,7 @@ def device_turn(sim, cfg: SplitConfig, dev, server, top, bottom_state, rnd: int)
     losses = []
     for _ in range(cfg.local_steps):
         batch = learner.next_batch(dev.name)
-        hidden = yield from dev.compute(bottom.bottom_forward, batch, cut, kind="fwd", key=("fwd", cut, batch.signature),
-                                        rnd=rnd, hold="activations")
-        message = {"hidden": hidden, "lengths": lengths_of(batch.attention_mask), "labels": batch.labels}
-        received = yield from sim.send(dev, server, message, kind="activation", rnd=rnd)
-        mask = mask_from_lengths(received["lengths"], received["hidden"].shape[1])
-        loss, grad = yield from server.compute(top.top_step, received["hidden"], mask, received["labels"], cut,
-                                               kind="train", key=("top", cut, batch.signature), rnd=rnd)
-        server.memory.release(f"recv:activation:{dev.name}")
-        grad = yield from sim.send(server, dev, [grad], kind="gradient", rnd=rnd)
-        yield from dev.compute(bottom.bottom_backward, hidden, grad[0], kind="bwd", key=("bwd", cut, batch.signature),
-                               rnd=rnd)
-        dev.memory.release("activations")
-        dev.memory.release(f"recv:gradient:{server.name}")
-        losses.append(loss)
+        losses.append((yield from split_step(sim, dev, server, bottom, top, batch, cut, rnd)))
     dev.memory.release("training_state")
     new_state = bottom.state()
     yield from sim.send(dev, server, new_state, kind="model_up", rnd=rnd)
