@@ -1,4 +1,4 @@
-"""`cosim run | validate | schemes | plot`: the command line over `cosim.run` and friends.
+"""`cosim run | compare | validate | schemes | plot`: the command line over `cosim.run` and friends.
 
 Bad input (a scenario problem, a bad --set) exits with code 2 and one line per problem, no
 traceback.
@@ -50,6 +50,19 @@ def _cmd_schemes(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    import pandas as pd
+
+    from .compare import SHOWN, compare
+
+    schemes = [n.strip() for n in args.schemes.split(",") if n.strip()]
+    table = compare(args.scenario, schemes, _overrides(args.set), progress=False if args.quiet else None)
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
+        print(table[[c for c in SHOWN if c in table.columns]].to_string())
+    print(f"results: {table.attrs['dir']}")
+    return 0
+
+
 def _cmd_plot(args) -> int:
     from .plots import plot_run
 
@@ -71,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("scenario")
     v.add_argument("--set", action="append", metavar="KEY=VALUE")
     v.set_defaults(fn=_cmd_validate)
+    c = sub.add_parser("compare", help="run one scenario under several schemes and tabulate the results")
+    c.add_argument("scenario")
+    c.add_argument("--schemes", required=True, metavar="A,B,C", help="comma-separated scheme names")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field for every scheme")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(fn=_cmd_compare)
     s = sub.add_parser("schemes", help="list the schemes")
     s.set_defaults(fn=_cmd_schemes)
     pl = sub.add_parser("plot", help="redraw the plots of a run folder")
