@@ -1,0 +1,161 @@
+"""SplitFrozen (split fine-tuning with a frozen device side): devices run the embedding and blocks
+[0, cut) of the pretrained model forward only — no LoRA, no autograd graph, no backward, nothing
+sent down — and upload the cut-layer activations; ONE shared server-side model carrying LoRA on
+blocks [cut, depth) and the head trains on every device's micro-batches in the order they arrive.
+
+Modelling choices (stated because the timeline depends on them):
+
+- Device side. `Learner.frozen_forward` runs the base model under `torch.no_grad()` with the
+  device blocks' LoRA layers switched off, so the counted FLOPs are the base model's alone and no
+  activation is saved. The host model has LoRA injected everywhere, but the device blocks'
+  adapters are never trained and peft initialises lora_B to zero, so switching them off changes
+  nothing numerically (tests check bit-equality). The device ledger holds its frozen weights and,
+  while it is being uploaded, the outgoing activation — no gradients, no optimizer state.
+- Heterogeneous cuts. `cut_layer` is the default; `cut_layers: {profile: cut}` overrides it per
+  device profile. The server model holds LoRA for blocks [min cut, depth); a micro-batch cut at c
+  runs (and trains) blocks [c, depth) only.
+- Pipeline. Each device is a producer process: forward micro-batch k, hand it to a sender process
+  (uploads leave one after another on the device's radio and land in the server's queue, a
+  `simpy.Store`), and — with `pipeline: true` — go on to micro-batch k+1 while k is uploaded and
+  trained, waiting only for k-1 to be done (at most two micro-batches in flight per device, so
+  the server's receive buffers stay bounded). With `pipeline: false` the device waits for k to be
+  done before computing k+1. "Done" is a control signal of negligible size (no tensor).
+- Decomposed backward and the critical path. Nothing below the cut needs a gradient, so the
+  server's critical path for a micro-batch is what must finish before the device may proceed and
+  before the next micro-batch can be served: forward plus the chain of activation gradients down
+  to the output of every trainable map (`LocalModel.top_output_grads`, kind "train") — no
+  gradient at the cut itself is ever computed. The parameter gradients (LoRA A/B and head) and
+  the optimizer step are a separate compute event right after it (`top_weight_update`, kind
+  "wgrad"): the "done" signal is sent after the critical part, so the weight-gradient work
+  overlaps with the device's next forward and upload. The server runs one job at a time (FIFO),
+  so the next micro-batch's forward always queues behind the previous update: the shared model
+  is trained by plain sequential SGD, exactly as with `decompose_backward: false` (one fused
+  "train" event) — the decomposition changes time, never the model.
+- End of round. The server holds the only trained copy; there is nothing to aggregate or send
+  back (devices keep the frozen base). Losses of all micro-batches give the round loss.
+"""
+from __future__ import annotations
+
+import simpy
+from pydantic import Field
+
+from ..learn.training import lengths_of, mask_from_lengths, tensor_bytes
+from .base import scheme
+from .fedlora import LoraRequired
+from .split import SplitConfig
+
+#: What a device producer puts in the server queue when it has nothing more to send.
+_FINISHED = object()
+
+
+class SplitFrozenConfig(LoraRequired, SplitConfig):
+    name: str = "splitfrozen"
+    cut_layers: dict[str, int] = Field(default_factory=dict,
+                                       description="per device profile cut layer, overriding cut_layer")
+    pipeline: bool = Field(True, description="device computes/sends micro-batch k+1 while the server trains on k")
+    decompose_backward: bool = Field(True, description="parameter gradients as a separate event off the critical path")
+
+    def cut_for(self, profile: str) -> int:
+        return self.cut_layers.get(profile, self.cut_layer)
+
+    def device_blocks(self, depth: int) -> tuple[int, int]:
+        return 0, max([self.cut_layer, *self.cut_layers.values()])
+
+
+@scheme("splitfrozen", config=SplitFrozenConfig,
+        summary="SplitFrozen: frozen forward-only device side, one shared LoRA server model, pipelined")
+def run(sim, cfg: SplitFrozenConfig):
+    learner, server = sim.learner, sim.edge[0]
+    cuts = {dev.name: cfg.cut_for(dev.profile_name) for dev in sim.devices}
+    low = min(cuts.values())
+    top = learner.local(learner.initial_state(learner.trainable_names(low)), start=low)
+    frozen_bottom = learner.initial_state(learner.trainable_names(0, low))  # never trained
+    server.memory.hold("weights", learner.weight_bytes(low))
+    server.memory.hold("training_state", learner.training_state_bytes(list(top.params)))
+    for dev in sim.devices:
+        dev.memory.hold("weights", learner.weight_bytes(0, cuts[dev.name]))
+    for rnd in sim.rounds():
+        devices = sim.select(cfg.participants)
+        queue = simpy.Store(sim.env)
+        producers = [sim.client(device_loop(sim, cfg, dev, server, cuts[dev.name], queue, rnd)) for dev in devices]
+        losses = yield sim.process(server_loop(sim, cfg, server, top, queue, len(devices), rnd))
+        yield sim.all_of(producers)
+        sim.close_round(rnd, {**frozen_bottom, **top.state()}, losses, clients=len(devices))
+
+
+def device_loop(sim, cfg: SplitFrozenConfig, dev, server, cut: int, queue, rnd: int):
+    """Producer: frozen forward of `local_steps` micro-batches; each is uploaded by its own sender
+    process (in order), so with the pipeline on the device computes k+1 while k is on the air."""
+    learner, done, sender = sim.learner, [], None
+    try:
+        for k in range(cfg.local_steps):
+            batch = learner.next_batch(dev.name)
+            hidden = yield from dev.compute(learner.frozen_forward, batch, cut, kind="fwd",
+                                            key=("frozen_fwd", cut, batch.signature), rnd=rnd)
+            message = {"hidden": hidden, "lengths": lengths_of(batch.attention_mask), "labels": batch.labels}
+            done.append(sim.env.event())
+            sender = sim.process(upload(sim, dev, server, cut, k, message, queue, done[k], sender, rnd))
+            wait_for = k - 1 if cfg.pipeline else k
+            if wait_for >= 0 and not (yield done[wait_for]):
+                return  # an upload was dropped: this device is out of the round
+        if done:
+            yield done[-1]
+    finally:
+        if sender is not None:
+            yield sender
+        queue.put(_FINISHED)
+
+
+def upload(sim, dev, server, cut: int, k: int, message: dict, queue, done, previous, rnd: int):
+    """Send micro-batch k after k-1 (one radio), then queue it at the server; a dropped transfer
+    answers `done` with False instead of failing the round."""
+    from ..world.network import TransferDropped
+
+    if previous is not None:
+        yield previous
+    dev.memory.hold(f"outgoing:{k}", tensor_bytes(message.values()))
+    try:
+        received = yield from sim.send(dev, server, message, kind="activation", rnd=rnd)
+    except TransferDropped:
+        done.succeed(False)
+        return
+    finally:
+        dev.memory.release(f"outgoing:{k}")
+    _rename(server.memory, f"recv:activation:{dev.name}", f"queued:{dev.name}:{k}")
+    yield queue.put((dev, cut, k, received, done))
+
+
+def server_loop(sim, cfg: SplitFrozenConfig, server, top, queue, producers: int, rnd: int):
+    """Consumer: train the shared server model on micro-batches in arrival order; returns losses."""
+    losses, finished = [], 0
+    while finished < producers:
+        item = yield queue.get()
+        if item is _FINISHED:
+            finished += 1
+            continue
+        dev, cut, k, received, done = item
+        mask = mask_from_lengths(received["lengths"], received["hidden"].shape[1])
+        args = (received["hidden"], mask, received["labels"], cut)
+        key = (cut, tuple(received["hidden"].shape))
+        if cfg.decompose_backward:
+            loss, stash = yield from server.compute(top.top_output_grads, *args, kind="train",
+                                                    key=("top_B",) + key, rnd=rnd, detail=dev.name)
+            server.memory.release(f"queued:{dev.name}:{k}")
+            server.memory.hold("wgrad_stash", tensor_bytes(t for _, x, g in stash for t in (x, g)))
+            done.succeed(True)
+            yield from server.compute(top.top_weight_update, stash, kind="wgrad", key=("top_W",) + key, rnd=rnd,
+                                      detail=dev.name)
+            server.memory.release("wgrad_stash")
+        else:
+            loss = yield from server.compute(top.top_update, *args, kind="train", key=("top",) + key, rnd=rnd,
+                                             detail=dev.name)
+            server.memory.release(f"queued:{dev.name}:{k}")
+            done.succeed(True)
+        losses.append(loss)
+    return losses
+
+
+def _rename(ledger, old: str, new: str) -> None:
+    nbytes = ledger.held.get(old, 0)
+    ledger.release(old)
+    ledger.hold(new, nbytes)
