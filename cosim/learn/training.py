@@ -88,6 +88,15 @@ class Learner:
     def local(self, state: State, start: int = 0, end: int | None = None) -> "LocalModel":
         return LocalModel(self, state, start, end)
 
+    @torch.no_grad()
+    def frozen_forward(self, batch: Batch, cut: int) -> torch.Tensor:
+        """A frozen bottom (SplitFrozen): embedding + blocks [0, cut) of the pretrained base model under
+        no_grad, with the LoRA adapters of those blocks switched off, so neither an adapter matmul
+        nor a saved activation is counted. (Adapters freshly injected add exactly zero anyway: peft
+        initialises lora_B to zero.)"""
+        with adapters_disabled(self.model, 0, cut):
+            return self.model(batch.input_ids, batch.attention_mask, start=0, end=cut)
+
     # --- aggregation and evaluation ------------------------------------------------------------
     @staticmethod
     def average(states: list[State], weights: list[float]) -> State:
@@ -172,6 +181,115 @@ class LocalModel:
         hidden.backward(grad)
         self._apply()
 
+    # --- a middle part of a chain of splits (device → edge → cloud) ------------------------------
+    def middle_forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
+                       end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blocks [start, end) only — no embedding, no final norm or head, even when end is the
+        model's depth. Returns (input, output): the received activation made a leaf that wants its
+        gradient, and the output that keeps its graph for `middle_backward`."""
+        hidden = hidden.detach().requires_grad_(True)
+        wrapper = _BlockRange(self.learner.model)
+        params = {f"model.{k}": v for k, v in self.params.items()}
+        return hidden, functional_call(wrapper, params, (hidden, attention_mask, start, end), strict=False)
+
+    def middle_backward(self, hidden_in: torch.Tensor, hidden_out: torch.Tensor,
+                        grad: torch.Tensor) -> torch.Tensor:
+        """Backpropagate the gradient of the output through the blocks, update them, and return
+        the gradient of the input (to be sent on down the chain)."""
+        hidden_out.backward(grad)
+        self._apply()
+        return hidden_in.grad
+
+    # --- a top part whose backward is split in two (SplitFrozen's decomposed backward) ----------
+    def top_update(self, hidden: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                   cut: int) -> float:
+        """Server side over a frozen bottom, fused: forward, backward to the trainable parameters only
+        (no gradient at the cut: nobody below needs it), update. Returns the loss."""
+        logits = self._call(hidden=hidden.detach(), attention_mask=attention_mask, start=cut)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        self._apply()
+        return loss.item()
+
+    def top_output_grads(self, hidden: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                         cut: int) -> tuple[float, list]:
+        """First half of a decomposed backward (the "B" pass of zero-bubble pipelines, Qi et al. 2024):
+        forward, then only the chain of activation gradients down to the output of every trainable
+        linear map (LoRA's B projection, the head) — no parameter gradient, none at the cut.
+        Returns the loss and the stash (input, output-gradient) per trainable linear map that
+        `top_weight_update` turns into parameter gradients."""
+        taps = _linear_taps(self.learner.model, self.params)
+        inputs, outputs, handles = {}, {}, []
+        for name, module in taps.items():
+            def hook(mod, args, out, name=name):
+                inputs[name], outputs[name] = args[0].detach(), out
+            handles.append(module.register_forward_hook(hook))
+        try:
+            logits = self._call(hidden=hidden.detach(), attention_mask=attention_mask, start=cut)
+        finally:
+            for h in handles:
+                h.remove()
+        loss = F.cross_entropy(logits, labels)
+        names = list(outputs)
+        grads = torch.autograd.grad(loss, [outputs[n] for n in names])
+        return loss.item(), [(n, inputs[n], g) for n, g in zip(names, grads)]
+
+    def top_weight_update(self, stash: list) -> None:
+        """Second half (the "W" pass): parameter gradients of every trainable linear map from its
+        stashed input and output gradient, then the update. A LoRA pair (A then B) is one map
+        x -> B(Ax) here; its rank-r intermediate Ax is recomputed (2·r·d FLOPs per token) rather
+        than stashed."""
+        outs, grads = [], []
+        for name, x, g in stash:
+            outs.append(_linear_apply(self.learner.model, self.params, name, x))
+            grads.append(g)
+        torch.autograd.backward(outs, grads)
+        self._apply()
+
+
+def _linear_taps(model: torch.nn.Module, params: State) -> dict[str, torch.nn.Module]:
+    """Trainable linear maps whose parameters are in `params`, by the name of the module whose input
+    and output the decomposed backward taps: a LoRA pair is tapped at its A input and B output (the
+    peft LoRA layer itself, whose output adds the base path: same gradient), the head as itself."""
+    modules = dict(model.named_modules())
+    taps = {}
+    for key in params:
+        if ".lora_A." in key:
+            layer = key.split(".lora_A.")[0]
+            taps[layer] = modules[layer]
+        elif ".lora_B." not in key:
+            taps[key.rsplit(".", 1)[0]] = modules[key.rsplit(".", 1)[0]]
+    return taps
+
+
+def _linear_apply(model: torch.nn.Module, params: State, name: str, x: torch.Tensor) -> torch.Tensor:
+    """The trainable part of map `name` applied to x with the leaf parameters: a LoRA pair's
+    scaling·B(A x), or a plain linear layer (the head)."""
+    a = [k for k in params if k.startswith(name + ".lora_A.")]
+    if a:
+        adapter = a[0].split(".lora_A.")[1].rsplit(".", 1)[0]
+        b = params[f"{name}.lora_B.{adapter}.weight"]
+        return F.linear(F.linear(x, params[a[0]]), b) * model.get_submodule(name).scaling[adapter]
+    return F.linear(x, params[name + ".weight"], params.get(name + ".bias"))
+
+
+class adapters_disabled:
+    """Context: the LoRA adapters of blocks [start, end) are off (peft layers run their base layer)."""
+
+    def __init__(self, model: SplitClassifier, start: int, end: int | None):
+        end = model.depth if end is None else end
+        self.layers = [m for b in model.walk.blocks()[start:end] for m in b.modules()
+                       if hasattr(m, "_disable_adapters")]
+
+    def __enter__(self):
+        self.before = [m._disable_adapters for m in self.layers]
+        for m in self.layers:
+            m._disable_adapters = True
+
+    def __exit__(self, *exc):
+        for m, b in zip(self.layers, self.before):
+            m._disable_adapters = b
+
 
 def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
     """Right-padded masks travel as per-row lengths (B int32), not as the B×T mask."""
@@ -185,3 +303,19 @@ def mask_from_lengths(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
 def mean_or_nan(values) -> float:
     values = list(values)
     return float(np.mean(values)) if values else float("nan")
+
+
+class _BlockRange(torch.nn.Module):
+    """Blocks [start, end) of a SplitClassifier as a module of their own (the model is a submodule,
+    not a copy), so `functional_call` can run a middle part with a client's leaf parameters."""
+
+    def __init__(self, model: SplitClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        walk = self.model.walk
+        kwargs = walk.block_kwargs(hidden, attention_mask)
+        for block in walk.blocks()[start:end]:
+            hidden = block(hidden, **kwargs)
+        return hidden
