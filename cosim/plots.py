@@ -32,6 +32,7 @@ __all__ = [
     "plot_energy",
     "plot_memory",
     "plot_run",
+    "plot_tracks",
     "plot_timeline",
 ]
 
@@ -516,6 +517,51 @@ def plot_comparison(table: pd.DataFrame, curves: dict[str, pd.DataFrame], path,
     return _save(fig, path)
 
 
+def plot_tracks(tracks: pd.DataFrame, events: pd.DataFrame | None, path, title=None) -> Path:
+    """Where the moving devices went (grey tracks) and the rate their transfers achieved there:
+    each transfer is a dot at the device's position at the transfer's midpoint, coloured by
+    bytes × 8 / duration. Access points are black triangles when `tracks` has role 'edge' rows."""
+    fig = _new_figure(7.5, 6.0)
+    ax = fig.add_subplot()
+    mobile = tracks[tracks.role == "device"] if "role" in tracks else tracks
+    for _, track in mobile.groupby("node", sort=False):
+        ax.plot(track.x_m, track.y_m, color="0.75", linewidth=0.8, zorder=1)
+    if "role" in tracks:
+        aps = tracks[tracks.role != "device"].drop_duplicates("node")
+        ax.scatter(aps.x_m, aps.y_m, marker="^", s=80, color="black", zorder=3, label="access point")
+    dots = _transfer_positions(mobile, events)
+    if len(dots):
+        sc = ax.scatter(dots.x_m, dots.y_m, c=dots.rate_bps / 1e6, cmap="viridis", s=14, zorder=2)
+        fig.colorbar(sc, ax=ax, label="achieved transfer rate (Mbit/s)")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3)
+    if "role" in tracks:
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set_title(title or "Device tracks and achieved link rate")
+    return _save(fig, path)
+
+
+def _transfer_positions(tracks: pd.DataFrame, events: pd.DataFrame | None) -> pd.DataFrame:
+    """Each transfer of a tracked device, placed by interpolating its track at the midpoint."""
+    if events is None or events.empty:
+        return pd.DataFrame(columns=["x_m", "y_m", "rate_bps"])
+    tx = events[(events.bytes > 0) & (events.t_end > events.t_start)]
+    rows = []
+    for node, track in tracks.groupby("node", sort=False):
+        mine = tx[(tx.node == node) | (tx.peer == node)]
+        if mine.empty:
+            continue
+        t_mid = (mine.t_start + mine.t_end).to_numpy() / 2
+        inside = (t_mid >= track.t_s.min()) & (t_mid <= track.t_s.max())
+        x = np.interp(t_mid, track.t_s, track.x_m)
+        y = np.interp(t_mid, track.t_s, track.y_m)
+        rate = mine.bytes.to_numpy() * 8 / (mine.t_end - mine.t_start).to_numpy()
+        rows.append(pd.DataFrame({"x_m": x[inside], "y_m": y[inside], "rate_bps": rate[inside]}))
+    return pd.concat(rows) if rows else pd.DataFrame(columns=["x_m", "y_m", "rate_bps"])
+
+
 # --- one run folder -------------------------------------------------------------------------
 
 PLOTS = {
@@ -523,6 +569,7 @@ PLOTS = {
     "timeline": "timeline.png",
     "memory": "memory.png",
     "energy": "energy.png",
+    "tracks": "tracks.png",
 }
 
 # a plot is drawn when its table has every column of one of these alternatives
@@ -531,6 +578,7 @@ REQUIRED_COLUMNS = {
     "timeline": [("t_start", "node")],
     "memory": [("node", "peak_memory_bytes")],
     "energy": [("node", "energy_j"), ("node", "compute_energy_j")],
+    "tracks": [("t_s", "node", "x_m", "y_m")],
 }
 
 
@@ -588,6 +636,9 @@ def plot_run(run_dir, which=None) -> list[Path]:
         elif name == "memory":
             need, draw = "nodes.csv", lambda df: plot_memory(
                 df, out, f"Peak memory per node — {label}")
+        elif name == "tracks":
+            need, draw = "tracks.parquet", lambda df: plot_tracks(
+                df, table("events.parquet"), out, f"Tracks and link rate — {label}")
         else:
             need, draw = "nodes.csv", lambda df: plot_energy(
                 df, out, f"Energy per node — {label}")

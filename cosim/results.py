@@ -7,6 +7,7 @@
                            events.parts/, which a killed run keeps)
         nodes.csv          per-node totals, rewritten after every round
         summary.json       headline numbers, rewritten after every round
+        tracks.parquet     positions of the moving nodes over the run (when any move)
         *.png              plots
 
 A killed run keeps every finished round: rounds.csv, events.parts/ and nodes.csv/summary.json
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -83,6 +85,28 @@ def nodes_frame(sim: Simulation) -> pd.DataFrame:
 def rounds_frame(records: list[RoundRecord]) -> pd.DataFrame:
     return pd.DataFrame([{"round": r.round, "sim_time_s": r.sim_time_s, "loss": r.loss, "accuracy": r.accuracy,
                           **r.extra} for r in records])
+
+
+#: Most samples per moving node in tracks.parquet (one per simulated second below that).
+TRACK_SAMPLES = 2000
+
+
+def tracks_frame(sim: Simulation) -> pd.DataFrame:
+    """Positions of every node that moves (sampled once a simulated second, at most TRACK_SAMPLES
+    per node) and of every server, for the tracks plot; empty when nothing moves."""
+    from .world.mobility import Static
+
+    moving = [n for n in sim.nodes if not isinstance(n.mobility, Static)]
+    if not moving or sim.now <= 0:
+        return pd.DataFrame()
+    times = np.linspace(0.0, sim.now, int(min(TRACK_SAMPLES, max(2, sim.now + 1))))
+    rows = []
+    for n in sim.nodes:
+        for t in (times if n in moving else times[:1]):
+            pos = n.position_m(float(t))
+            if pos is not None:
+                rows.append((float(t), n.name, n.role, float(pos[0]), float(pos[1]), float(pos[2])))
+    return pd.DataFrame(rows, columns=["t_s", "node", "role", "x_m", "y_m", "z_m"])
 
 
 def summarize(sim: Simulation, nodes: pd.DataFrame, scheme: str, name: str, wall_s: float) -> dict:
@@ -151,6 +175,9 @@ class RunWriter:
         for p in parts:
             p.unlink()
         self.parts.rmdir()
+        tracks = tracks_frame(sim)
+        if not tracks.empty:
+            tracks.to_parquet(self.dir / "tracks.parquet", index=False)
 
 
 def load_run(run_dir) -> Result:

@@ -151,3 +151,16 @@ def test_split_learning_runs_on_decoder_architectures(tiny, source):
     r = _run(tiny, **{"model.source": source, "scheme.name": "split", "scheme.cut_layer": 1})
     assert r.summary["rounds"] == 2
     assert (r.events.kind == "activation").sum() == (r.events.kind == "bwd").sum() > 0
+
+
+def test_moving_devices_leave_tracks_and_a_tracks_plot(tmp_path):
+    raw = tiny_scenario(tmp_path)
+    raw["devices"].append({"count": 2, "profile": "jetson-nano", "name": "car",
+                           "mobility": {"kind": "road", "start_m": [-300, 40], "length_m": 600, "wrap": True}})
+    raw["outputs"]["plots"] = ["tracks"]
+    r = cosim.run(raw, progress=False)
+    tracks = pd.read_parquet(r.dir / "tracks.parquet")
+    cars = tracks[tracks.node.str.startswith("car")]
+    assert set(cars.node) == {"car0", "car1"} and (cars.y_m == 40).all()
+    assert cars.x_m.between(-300, 300).all() and cars.t_s.max() == pytest.approx(r.summary["sim_time_s"])
+    assert (r.dir / "tracks.png").stat().st_size > 10_000

@@ -134,10 +134,20 @@ def test_comparison_of_schemes(tmp_path):
     assert _is_png(plots.plot_comparison(table, curves, tmp_path / "cmp.png", title="schemes"))
 
 
-def test_plot_run_writes_all_four_plots(run_dir):
+def test_plot_run_writes_all_four_plots_and_skips_tracks_when_nothing_moves(run_dir):
     written = plots.plot_run(run_dir)
-    assert [p.name for p in written] == list(plots.PLOTS.values())
+    assert [p.name for p in written] == [f for k, f in plots.PLOTS.items() if k != "tracks"]
     assert all(_is_png(p) for p in written)
+
+
+def test_plot_run_draws_tracks_coloured_by_achieved_rate(run_dir):
+    events = pd.read_parquet(run_dir / "events.parquet")
+    mover = events[events.bytes > 0].node.iloc[0]
+    t = np.linspace(0, events.t_end.max(), 50)
+    pd.DataFrame({"t_s": t, "node": mover, "role": "device", "x_m": 10 * t, "y_m": 5.0, "z_m": 1.5}).to_parquet(
+        run_dir / "tracks.parquet")
+    written = plots.plot_run(run_dir, which=["tracks"])
+    assert [p.name for p in written] == ["tracks.png"] and _is_png(written[0])
 
 
 def test_plot_run_skips_timeline_when_events_are_missing(run_dir):
