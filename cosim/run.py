@@ -23,21 +23,64 @@ from .learn.training import Learner
 from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
 from .schemes import SCHEMES
-from .world.engine import Simulation, StopRule
-from .world.mobility import RoadSegment, Static
+from .world.engine import Simulation, StopRule, stream_seed
+from .world.mobility import (GaussMarkov, RandomWaypoint, RoadSegment, Static, TraceTrack, UavPath, draw_speed_mps,
+                             load_trace, poisson_arrival_times_s, vehicles_in_order)
 from .world.network import Network, OutagePolicy, RadioSpec
+from .world.thz_link import ThzIsacSpec
 from .world.nodes import Node
 
 GIB = 1024**3
 
 
-def _mobility(group, rng: np.random.Generator, index_in_group: int, centre_xy):
+def _group_rng(sim, group, rng: np.random.Generator, what: str) -> np.random.Generator:
+    """A fresh generator shared by a whole device group (the same draws for every member)."""
+    if sim is None:
+        return np.random.default_rng(int(rng.integers(2**62)))
+    return np.random.default_rng(stream_seed(sim.seed, f"mobility/{getattr(group, 'name', None)}/{what}"))
+
+
+def _mobility(group, rng: np.random.Generator, index_in_group: int, centre_xy, sim=None):
     m = group.mobility
     if m.kind == "road":
         lane = index_in_group % m.lanes
-        return RoadSegment(m.start_m, m.length_m, speed_mps=rng.uniform(*m.speed_mps),
-                           start_offset_m=rng.uniform(0, m.length_m), wrap=m.wrap,
-                           lane_offset_m=lane * m.lane_width_m, height_m=m.height_m)
+        speed = draw_speed_mps(rng, *m.speed_mps, distribution=m.speed_distribution, mean_mps=m.speed_mean_mps,
+                               std_mps=m.speed_std_mps)
+        if m.arrival_rate_per_s is None:
+            offset, entry = rng.uniform(0, m.length_m), 0.0
+        else:  # a pool of slots: slot k enters at the start at the k-th Poisson arrival
+            count = getattr(group, "count", 1)
+            arrivals = poisson_arrival_times_s(_group_rng(sim, group, rng, "arrivals"), m.arrival_rate_per_s, count)
+            offset, entry = 0.0, float(arrivals[index_in_group])
+        return RoadSegment(m.start_m, m.length_m, speed_mps=speed, start_offset_m=offset, wrap=m.wrap,
+                           lane_offset_m=lane * m.lane_width_m, height_m=m.height_m, entry_s=entry)
+    if m.kind in ("random_waypoint", "gauss_markov"):
+        lo = np.asarray(m.centre_m) - np.asarray(m.area_m) / 2
+        hi = np.asarray(m.centre_m) + np.asarray(m.area_m) / 2
+        if m.kind == "random_waypoint":
+            return RandomWaypoint(lo, hi, m.speed_mps, m.pause_s, rng, height_m=m.height_m)
+        return GaussMarkov(lo, hi, m.alpha, m.mean_speed_mps, rng, mean_direction_rad=m.mean_direction_rad,
+                           speed_std_mps=m.speed_std_mps, direction_std_rad=m.direction_std_rad, step_s=m.step_s,
+                           height_m=m.height_m)
+    if m.kind == "uav":
+        return UavPath(m.mode, rng=rng, centre_m=m.centre_m, altitude_m=m.altitude_m, radius_m=m.radius_m,
+                       speed_mps=m.speed_mps, waypoints_m=m.waypoints_m, loop=m.loop, phase_rad=m.phase_rad,
+                       position_jitter_std_m=m.position_jitter_std_m, hover_jitter_std_rad=m.hover_jitter_std_rad,
+                       flying_jitter_std_rad=m.flying_jitter_std_rad)
+    if m.kind == "trace":
+        trace = load_trace(m.file)
+        ids = m.vehicle_ids or vehicles_in_order(trace)
+        vid = ids[index_in_group] if index_in_group < len(ids) else None
+        if vid is not None and vid not in trace:
+            raise ScenarioError([f"devices.mobility.vehicle_ids: {vid!r} is not in {m.file}"])
+        times, xyz = trace[vid] if vid is not None else ((), ())
+        return TraceTrack(times, xyz, height_m=m.height_m)
+    if m.kind == "sumo":
+        from .world.mobility.sumo import SumoVehicle, SumoWorld
+        seed = int(_group_rng(sim, group, rng, "sumo").integers(2**31 - 1))
+        world = SumoWorld.shared(m.sumocfg, m.step_s, seed)
+        vid = m.vehicle_ids[index_in_group] if m.vehicle_ids and index_in_group < len(m.vehicle_ids) else None
+        return SumoVehicle(world, slot=index_in_group, vehicle_id=vid, height_m=m.height_m)
     if m.position_m is not None:
         return Static(m.position_m)
     half = np.asarray(m.area_m) / 2
@@ -50,7 +93,9 @@ def _mobility(group, rng: np.random.Generator, index_in_group: int, centre_xy):
 def _nodes(sim: Simulation, sc: Scenario) -> None:
     for i, e in enumerate(sc.edge):
         name = e.name or f"edge{i}"
-        sim.edge.append(Node(sim, name, "edge", e.profile, sc.profile(e.profile), Static(e.position_m)))
+        mobility = Static(e.position_m) if e.mobility is None else \
+            _mobility(e, sim.rng(f"mobility/{name}"), 0, e.position_m, sim=sim)   # e.g. a UAV edge server
+        sim.edge.append(Node(sim, name, "edge", e.profile, sc.profile(e.profile), mobility))
     for i, c in enumerate(sc.cloud):
         name = c.name or f"cloud{i}"
         sim.cloud.append(Node(sim, name, "cloud", c.profile, sc.profile(c.profile), Static(c.position_m)))
@@ -61,7 +106,7 @@ def _nodes(sim: Simulation, sc: Scenario) -> None:
             k = counters.get(group.name, 0)
             counters[group.name] = k + 1
             name = f"{group.name}{k}"
-            mobility = _mobility(group, sim.rng(f"mobility/{name}"), j, centre)
+            mobility = _mobility(group, sim.rng(f"mobility/{name}"), j, centre, sim=sim)
             sim.devices.append(Node(sim, name, "device", group.profile, sc.profile(group.profile), mobility))
 
 
@@ -119,8 +164,18 @@ def build(sc: Scenario) -> Simulation:
                      antenna_gain_db=n.antenna_gain_db, snr_threshold_db=n.snr_threshold_db,
                      reevaluate_distance_m=n.reevaluate_distance_m, static_coherence_s=c.static_coherence_s,
                      min_block_s=c.min_block_s)
+    t, i = n.thz, n.isac
+    thz = ThzIsacSpec(frequency_hz=t.frequency_hz, bandwidth_hz=t.bandwidth_hz, num_elements=t.num_elements,
+                      tx_power_dbm=t.tx_power_dbm, device_tx_power_dbm=t.device_tx_power_dbm,
+                      device_gain_db=t.device_gain_db, noise_figure_db=t.noise_figure_db,
+                      relative_humidity=t.relative_humidity, temperature_c=t.temperature_c,
+                      sensing_fraction=i.sensing_fraction, isac_mode=i.mode, rcs_m2=i.rcs_m2,
+                      frame_duration_s=i.frame_duration_s, pointing_block_s=t.pointing_block_s,
+                      snr_threshold_db=n.snr_threshold_db, reevaluate_distance_m=n.reevaluate_distance_m)
+    links = {ap.name: e.link or n.link for ap, e in zip(sim.edge, sc.edge)}
     sim.network = Network(sim, spec, n.medium.bandwidth_hz, n.medium.sharing,
-                          OutagePolicy(n.outage.policy, n.outage.max_wait_s), n.backhaul.rate_bps, n.backhaul.latency_s)
+                          OutagePolicy(n.outage.policy, n.outage.max_wait_s), n.backhaul.rate_bps, n.backhaul.latency_s,
+                          association=n.association, thz=thz, link_models=links)
     sim.learner = _learner(sim, sc)
     _check_memory(sim, sc, sim.learner)
     sim.meter = StepMeter()

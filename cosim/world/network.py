@@ -12,6 +12,12 @@ every coherence time, SNR over the flow's share of the band, Shannon rate.
 Coverage is decided on the downlink large-scale SNR (no fast fading) over the full band: a device
 whose large-scale SNR is below `snr_threshold_db`, or that has left the area, is out of coverage and its
 flows stall; the outage policy then waits, drops the client, or fails the round.
+
+Several access points: the serving one is re-chosen (nearest or strongest) as devices move, a
+handover is a trace row, and a hop in progress finishes where it started (see `Network`). Schemes
+can subscribe to a device entering/leaving an AP's coverage (`Network.watch_coverage`). An AP can
+use the THz-ISAC link of `cosim.world.thz_link` (a UAV with an ultra-massive array) instead of the
+3GPP chain.
 """
 from __future__ import annotations
 
@@ -87,18 +93,26 @@ class RadioLink:
         if self._gone:
             return math.inf, math.inf
         pos = self.device.position_m(t_s)
+        mob = self.device.mobility
+        exit_s = mob.exit_time_s()
+        # models whose velocity changes (a pause ends, a SUMO step) say when; others never change
+        change_s = mob.motion_change_s(t_s) if hasattr(mob, "motion_change_s") else math.inf
         if pos is None:
-            self._gone = True
-            return math.inf, math.inf
-        speed = self.device.mobility.speed_mps(t_s)
+            if t_s >= exit_s:  # left for good
+                self._gone = True
+                return math.inf, math.inf
+            # not entered yet (a vehicle still to arrive): out of coverage until it enters
+            entry_s = mob.entry_time_s() if hasattr(mob, "entry_time_s") else math.inf
+            return math.inf, min(entry_s if entry_s > t_s else math.inf, change_s)
+        speed = mob.speed_mps(t_s)
         moved = math.inf if self._anchor is None else float(np.linalg.norm(pos - self._anchor))
         if moved >= self.spec.reevaluate_distance_m:
             self._update_large_scale(pos, moved)
-        exit_s = self.device.mobility.exit_time_s()
+        until_s = min(exit_s, change_s)
         if speed <= 0:
-            return self._loss_db, exit_s
+            return self._loss_db, until_s
         left_m = self.spec.reevaluate_distance_m - float(np.linalg.norm(pos - self._anchor))
-        return self._loss_db, min(t_s + max(left_m, 0.0) / speed, exit_s)
+        return self._loss_db, min(t_s + max(left_m, 0.0) / speed, until_s)
 
     def _update_large_scale(self, pos: np.ndarray, moved_m: float) -> None:
         spec, ap_pos = self.spec, self.ap.position_m(0.0)
@@ -143,15 +157,21 @@ class RadioLink:
         return self._fading_db, self._block_end_s
 
     # --- what the medium asks -------------------------------------------------------------------
-    def in_coverage(self, t_s: float, full_bandwidth_hz: float) -> bool:
-        """Coverage as a cell decides it: the AP's signal over the full band (no fast fading) is
-        received above the threshold (the large-scale SNR an RSRP measurement reflects)."""
+    def large_scale_snr_db(self, t_s: float, full_bandwidth_hz: float) -> float:
+        """The AP's signal over the full band, no fast fading (what an RSRP measurement reflects);
+        -inf once the device is gone or beyond the model's range."""
         loss, _ = self._large_scale(t_s)
         if math.isinf(loss):
-            return False
-        snr = rate_models.snr_db(self.spec.ap_tx_power_dbm, loss, full_bandwidth_hz, self.spec.noise_figure_db,
-                                 self.spec.antenna_gain_db)
-        return snr >= self.spec.snr_threshold_db
+            return -math.inf
+        return float(rate_models.snr_db(self.spec.ap_tx_power_dbm, loss, full_bandwidth_hz,
+                                        self.spec.noise_figure_db, self.spec.antenna_gain_db))
+
+    def in_coverage(self, t_s: float, full_bandwidth_hz: float) -> bool:
+        """Coverage as a cell decides it: the large-scale SNR is at least the threshold."""
+        return self.large_scale_snr_db(t_s, full_bandwidth_hz) >= self.spec.snr_threshold_db
+
+    def tx_power_dbm(self, uplink: bool) -> float:
+        return self.spec.tx_power_dbm if uplink else self.spec.ap_tx_power_dbm
 
     def next_change_s(self, t_s: float) -> float:
         """When the large-scale state may next change (the device will have moved far enough)."""
@@ -286,35 +306,216 @@ class Medium:
 
 
 class Network:
-    """Routes a payload between two nodes over the media and records each hop in the trace."""
+    """Routes a payload between two nodes over the media and records each hop in the trace.
+
+    Several access points: a device is served by one of them, chosen by `association` ("nearest":
+    smallest 3D distance; "strongest": best large-scale downlink SNR over the AP's full band) when
+    the device is first seen and again whenever the device or an AP has moved
+    `reevaluate_distance_m` since the last choice (checked when the network is next asked about
+    the device: positions are lazy). A change is a "handover" row in the trace (node = device,
+    peer = new AP, detail = old AP).
+
+    A transfer is routed when it starts: a hop in progress on the old AP's medium finishes there as
+    long as the device stays in the old AP's coverage (if it leaves, the outage policy applies to
+    that hop as to any other); the device's next transfers go through the new AP.
+
+    Link models per AP: "3gpp" (`RadioLink`, the chain of `spec`) or "thz-isac"
+    (`cosim.world.thz_link.ThzIsacLink` with `thz`, the AP's media then carry `thz.bandwidth_hz`).
+    """
 
     def __init__(self, sim, spec: RadioSpec, bandwidth_hz: float, sharing: str, outage: OutagePolicy,
-                 backhaul_rate_bps: float, backhaul_latency_s: float):
+                 backhaul_rate_bps: float, backhaul_latency_s: float, *, association: str = "nearest",
+                 thz=None, link_models: dict[str, str] | None = None):
+        if association not in ("nearest", "strongest"):
+            raise ValueError(f"association: {association!r} unknown; allowed: nearest, strongest")
         self.sim, self.spec, self.bandwidth_hz, self.outage = sim, spec, bandwidth_hz, outage
-        self._links: dict[str, RadioLink] = {}
+        self.association, self.thz = association, thz
+        self.link_models = {ap.name: (link_models or {}).get(ap.name, "3gpp") for ap in sim.edge}
+        if "thz-isac" in self.link_models.values() and thz is None:
+            raise ValueError("a thz-isac access point needs the THz radio (thz=ThzIsacSpec(...))")
+        self._links: dict[tuple[str, str], object] = {}
+        self._serving: dict[str, object] = {}
+        self._assoc_positions: dict[str, list] = {}
+        self._capacity: dict[str, float] = {}
         self._up: dict[str, Medium] = {}
         self._down: dict[str, Medium] = {}
         for ap in sim.edge:
-            self._up[ap.name] = Medium(sim, f"{ap.name}/up", bandwidth_hz, True, sharing, outage)
-            self._down[ap.name] = Medium(sim, f"{ap.name}/down", bandwidth_hz, False, sharing, outage)
+            cap = thz.bandwidth_hz if self.link_models[ap.name] == "thz-isac" else bandwidth_hz
+            self._capacity[ap.name] = cap
+            self._up[ap.name] = Medium(sim, f"{ap.name}/up", cap, True, sharing, outage)
+            self._down[ap.name] = Medium(sim, f"{ap.name}/down", cap, False, sharing, outage)
         self._backhaul = WiredLink(backhaul_rate_bps, backhaul_latency_s)
         self._wired: dict[tuple[str, str], Medium] = {}
 
-    def serving_ap(self, device):
-        """The access point a device is associated with: the nearest edge server at t = 0."""
-        if device.name not in self._links:
-            pos = device.position_m(0.0)
-            ap = min(self.sim.edge, key=lambda e: float(np.linalg.norm(e.position_m(0.0) - pos))
-                     if pos is not None else 0.0)
-            self._links[device.name] = RadioLink(device, ap, self.spec, self.sim.rng(f"channel/{device.name}"))
-        return self._links[device.name].ap
+    # --- links and association ------------------------------------------------------------------
+    def link_to(self, device, ap):
+        """The link between `device` and access point `ap` (made on first use, kept for the run)."""
+        key = (device.name, ap.name)
+        if key not in self._links:
+            # the first AP keeps the historical stream name, so single-cell runs draw as before
+            rng = self.sim.rng(f"channel/{device.name}" if ap is self.sim.edge[0]
+                               else f"channel/{device.name}/{ap.name}")
+            if self.link_models[ap.name] == "thz-isac":
+                from .thz_link import ThzIsacLink
 
-    def link(self, device) -> RadioLink:
-        self.serving_ap(device)
-        return self._links[device.name]
+                self._links[key] = ThzIsacLink(device, ap, self.thz, rng, on_sense=self._record_sense)
+            else:
+                self._links[key] = RadioLink(device, ap, self.spec, rng)
+        return self._links[key]
+
+    def _record_sense(self, link, t_s: float, sensing_snr_db: float, rate_bps: float, error_rad: float,
+                      distance_m: float) -> None:
+        """A THz-ISAC link re-evaluated its state: the sensing SNR of the device as radar target,
+        and the full-band communication rate left after sensing."""
+        self.sim.trace.record(t_s, t_s, link.ap.name, "sense", self.sim.current_round, peer=link.device.name,
+                              detail=f"sensing_snr_db={sensing_snr_db:.3f} comm_rate_bps={rate_bps:.6g} "
+                                     f"pointing_error_rad={error_rad:.6g} distance_m={distance_m:.6g}")
+
+    def _positions(self, device, t_s: float) -> list:
+        return [device.position_m(t_s), *(ap.position_m(t_s) for ap in self.sim.edge)]
+
+    def _association_due(self, device, t_s: float) -> bool:
+        if len(self.sim.edge) == 1:
+            return False
+        last, now = self._assoc_positions[device.name], self._positions(device, t_s)
+        if now[0] is None:
+            return False  # gone (or not there yet): keep the AP it has
+        if last[0] is None:
+            return True
+        reach = self.spec.reevaluate_distance_m
+        return any(float(np.linalg.norm(np.asarray(b) - np.asarray(a))) >= reach for a, b in zip(last, now))
+
+    def _choose_ap(self, device, t_s: float, current):
+        pos = device.position_m(t_s)
+        if pos is None:
+            return current if current is not None else self.sim.edge[0]
+        if self.association == "strongest":
+            def score(ap):
+                return -self.link_to(device, ap).large_scale_snr_db(t_s, self._capacity[ap.name])
+        else:
+            def score(ap):
+                return float(np.linalg.norm(ap.position_m(t_s) - pos))
+        # on a tie the current AP stays
+        ranked = sorted(self.sim.edge, key=lambda ap: (score(ap), ap is not current))
+        return ranked[0]
+
+    def serving_ap(self, device):
+        """The access point serving `device` now (re-chosen once it has moved; see the class doc)."""
+        now = self.sim.now
+        current = self._serving.get(device.name)
+        if current is None or self._association_due(device, now):
+            chosen = self._choose_ap(device, now, current)
+            if current is not None and chosen is not current:
+                self.sim.trace.record(now, now, device.name, "handover", self.sim.current_round, peer=chosen.name,
+                                      detail=current.name)
+            self._serving[device.name] = chosen
+            self._assoc_positions[device.name] = self._positions(device, now)
+        return self._serving[device.name]
+
+    def link(self, device):
+        """The link to the serving access point."""
+        return self.link_to(device, self.serving_ap(device))
 
     def in_coverage(self, device, t_s: float | None = None) -> bool:
-        return self.link(device).in_coverage(self.sim.now if t_s is None else t_s, self.bandwidth_hz)
+        ap = self.serving_ap(device)
+        return self.link_to(device, ap).in_coverage(self.sim.now if t_s is None else t_s, self._capacity[ap.name])
+
+    # --- coverage events ------------------------------------------------------------------------
+    def watch_coverage(self, device, ap, on_enter=None, on_leave=None, radius_m: float | None = None,
+                       snr_threshold_db: float | None = None):
+        """Subscribe to `device` entering and leaving `ap`'s coverage; returns the watching process.
+
+        Coverage is the ground (2D) distance to the AP within `radius_m` when given, else the
+        large-scale SNR of the device↔AP link at least `snr_threshold_db` (default: the link's own
+        threshold). Subscribing when the device is inside fires `enter` at once. Each event is a
+        trace row (kind "enter"/"leave", node = device, peer = AP) and calls `callback(device, ap)`.
+
+        Only subscribed devices are watched, and never per tick: the watcher looks ahead to the
+        next time the geometry can have changed (the device and AP together moved
+        min(reevaluate_distance_m, radius_m / 2), the device's entry or exit, a velocity change a
+        mobility model announces with `motion_change_s`; at most 1 s apart for a mover that stands
+        still and does not announce when it moves again). With a radius the crossing is then found by bisection
+        on the lazy positions (to 1 ns), so the event lies on the exact crossing time; a pass through
+        the disc shorter than one look-ahead step can be missed. With an SNR threshold the event
+        is at the instant the link's large-scale state changes (its `next_change_s`).
+        """
+        if radius_m is not None and radius_m <= 0:
+            raise ValueError(f"radius_m: must be > 0 (given {radius_m!r})")
+        return self.sim.process(self._watch(device, ap, on_enter, on_leave, radius_m, snr_threshold_db))
+
+    def _inside(self, device, ap, t_s: float, radius_m, snr_threshold_db) -> bool:
+        pos = device.position_m(t_s)
+        if pos is None:
+            return False
+        if radius_m is not None:
+            return float(np.hypot(*(np.asarray(pos)[:2] - np.asarray(ap.position_m(t_s))[:2]))) <= radius_m
+        link = self.link_to(device, ap)
+        threshold = link.spec.snr_threshold_db if snr_threshold_db is None else snr_threshold_db
+        return link.large_scale_snr_db(t_s, self._capacity[ap.name]) >= threshold
+
+    def _next_look_s(self, device, ap, t_s: float, radius_m) -> float:
+        from .mobility import Static
+
+        dev, apm = device.mobility, ap.mobility
+        exit_s = dev.exit_time_s()
+        if t_s >= exit_s:
+            return math.inf
+        times = [exit_s]
+        entry = getattr(dev, "entry_time_s", None)
+        if entry is not None and entry() > t_s:
+            times.append(entry())
+        if radius_m is None:
+            times.append(self.link_to(device, ap).next_change_s(t_s))
+        step_m = self.spec.reevaluate_distance_m if radius_m is None else min(self.spec.reevaluate_distance_m,
+                                                                             radius_m / 2)
+        for mob in (dev, apm):   # models whose velocity changes (a pause ends, a SUMO step) say when
+            if hasattr(mob, "motion_change_s"):
+                times.append(mob.motion_change_s(t_s))
+        speed = dev.speed_mps(t_s) + apm.speed_mps(t_s)
+        if speed > 0:
+            times.append(t_s + step_m / speed)
+        elif not all(isinstance(m, Static) or hasattr(m, "motion_change_s") for m in (dev, apm)):
+            times.append(t_s + 1.0)   # a standing mover that does not say when it moves again
+        return min(times)
+
+    def _watch(self, device, ap, on_enter, on_leave, radius_m, snr_threshold_db):
+        detail = f"radius_m={radius_m:g}" if radius_m is not None else \
+            f"snr_threshold_db={snr_threshold_db if snr_threshold_db is not None else self.spec.snr_threshold_db:g}"
+
+        def fire(entering: bool):
+            kind = "enter" if entering else "leave"
+            self.sim.trace.record(self.sim.now, self.sim.now, device.name, kind, self.sim.current_round,
+                                  peer=ap.name, detail=detail)
+            callback = on_enter if entering else on_leave
+            if callback is not None:
+                callback(device, ap)
+
+        t = self.sim.now
+        inside = self._inside(device, ap, t, radius_m, snr_threshold_db)
+        if inside:
+            fire(True)
+        while True:
+            nxt = max(self._next_look_s(device, ap, t, radius_m), t + _DONE_AIRTIME_S)
+            if not math.isfinite(nxt):
+                return
+            if radius_m is not None:   # positions are pure functions of t: look ahead, then bisect
+                if self._inside(device, ap, nxt, radius_m, None) != inside:
+                    lo, hi = t, nxt
+                    while hi - lo > _DONE_AIRTIME_S:
+                        mid = 0.5 * (lo + hi)
+                        if self._inside(device, ap, mid, radius_m, None) == inside:
+                            lo = mid
+                        else:
+                            hi = mid
+                    nxt = hi
+                yield self.sim.timeout(nxt - self.sim.now)
+            else:                      # link state changes only when asked at that time: wait, then ask
+                yield self.sim.timeout(nxt - self.sim.now)
+            t = self.sim.now
+            now_inside = self._inside(device, ap, t, radius_m, snr_threshold_db)
+            if now_inside != inside:
+                inside = now_inside
+                fire(inside)
 
     def _hops(self, src, dst) -> list[tuple]:
         """(from, to, medium, link) per hop: device↔AP over the air, AP↔cloud over the backhaul."""
@@ -350,7 +551,7 @@ class Network:
                 raise
             tx_w = 0.0
             if not isinstance(link, WiredLink):
-                tx_dbm = self.spec.tx_power_dbm if a.role == "device" else self.spec.ap_tx_power_dbm
+                tx_dbm = link.tx_power_dbm(uplink=a.role == "device")
                 tx_w = 10 ** ((tx_dbm - 30) / 10)
             energy = tx_w * airtime
             a.radio_energy_j += energy
