@@ -7,16 +7,15 @@ simulated time, one line per scheme; peak memory bars).
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from .scenario import Scenario, ScenarioError, apply_overrides, load
+from .results import unique_dir
+from .scenario import ScenarioError, apply_overrides, load, read_raw
 from .schemes import SCHEMES
 
 #: Columns `cosim compare` prints (the CSV keeps every column).
@@ -62,17 +61,7 @@ def compare(scenario, schemes: list[str], overrides: dict[str, Any] | None = Non
 
 
 def _raw(scenario) -> dict:
-    if isinstance(scenario, Scenario):
-        return scenario.model_dump(mode="json")
-    if isinstance(scenario, dict):
-        return copy.deepcopy(scenario)
-    path = Path(scenario)
-    if not path.is_file():
-        raise ScenarioError([f"(file): no scenario file at {path}"])
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ScenarioError([f"(file): {path} is not valid YAML: {err}"]) from None
+    raw = read_raw(scenario)
     if not isinstance(raw, dict):
         raise ScenarioError([f"(scenario): expected a mapping of fields, got {type(raw).__name__}"])
     return raw
@@ -115,12 +104,4 @@ def _time_to_target(rounds: pd.DataFrame, target: float | None) -> float:
 
 
 def _new_dir(parent: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for i in range(1000):
-        path = parent / (f"compare-{stamp}" + (f"-{i}" if i else ""))
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot create a comparison folder under {parent}")
+    return unique_dir(parent, f"compare-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -52,17 +52,20 @@ class Result:
                 f"final_accuracy={s.get('final_accuracy'):.3f}, dir='{self.dir}')")
 
 
-def new_run_dir(base: Path, name: str, seed: int) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    parent = Path(base) / name
+def unique_dir(parent: Path, stem: str) -> Path:
+    """Create and return parent/stem, or parent/stem-1, -2, … if taken (runs started the same second)."""
     for i in range(1000):
-        run_dir = parent / (f"{stamp}-seed{seed}" + (f"-{i}" if i else ""))
+        path = Path(parent) / (stem + (f"-{i}" if i else ""))
         try:
-            run_dir.mkdir(parents=True, exist_ok=False)
-            return run_dir
+            path.mkdir(parents=True, exist_ok=False)
+            return path
         except FileExistsError:
             continue
-    raise RuntimeError(f"cannot create a run folder under {parent}")
+    raise RuntimeError(f"cannot create a folder {stem} under {parent}")
+
+
+def new_run_dir(base: Path, name: str, seed: int) -> Path:
+    return unique_dir(Path(base) / name, f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}")
 
 
 def _events_table(rows: list[tuple]) -> pa.Table:

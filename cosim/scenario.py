@@ -508,20 +508,24 @@ def validate(raw: dict) -> Scenario:
     return sc
 
 
+def read_raw(path_or_scenario) -> Any:
+    """The scenario as a plain (unvalidated) structure: from a YAML file, a dict (copied) or a Scenario."""
+    if isinstance(path_or_scenario, Scenario):
+        return path_or_scenario.model_dump(mode="json")
+    if isinstance(path_or_scenario, dict):
+        return copy.deepcopy(path_or_scenario)
+    path = Path(path_or_scenario)
+    if not path.is_file():
+        raise ScenarioError([f"(file): no scenario file at {path}"])
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ScenarioError([f"(file): {path} is not valid YAML: {err}"]) from None
+
+
 def load(path_or_scenario, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read a scenario YAML (or take a Scenario / dict), apply dotted overrides, validate."""
-    if isinstance(path_or_scenario, Scenario):
-        raw = path_or_scenario.model_dump(mode="json")
-    elif isinstance(path_or_scenario, dict):
-        raw = path_or_scenario
-    else:
-        path = Path(path_or_scenario)
-        if not path.is_file():
-            raise ScenarioError([f"(file): no scenario file at {path}"])
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ScenarioError([f"(file): {path} is not valid YAML: {err}"]) from None
+    raw = read_raw(path_or_scenario)
     if isinstance(raw, dict):
         raw = apply_overrides(raw, overrides)
     return validate(raw)

@@ -4,7 +4,6 @@ moving away from the access point slows an upload down."""
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 
 import numpy as np

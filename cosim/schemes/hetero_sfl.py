@@ -193,7 +193,7 @@ def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates, rn
         arrived[dev.name].succeed((received, sim.now - t0))
 
     sim.process(uplink())
-    losses, tails, served = [], [], []
+    losses, tails = [], []
     remaining = list(arrived)
     while remaining:
         if all(n in estimates for n in names):
