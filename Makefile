@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast test-claims bench clean
 
 setup: $(STAMP)
 
@@ -14,9 +14,14 @@ $(STAMP): pyproject.toml constraints.txt tools/setup.sh
 run: setup
 	$(VENV)/bin/cosim run scenarios/quickstart.yaml
 
-# Everything, the slow tests (real pretrained model, the quickstart end to end) included.
+# Everything but the long paper-claim experiments: the slow tests (real pretrained model, the
+# quickstart end to end) included.
 test: setup
-	$(PY) -m pytest -m "slow or not slow" -q
+	$(PY) -m pytest -m "not claims" -q
+
+# Long real-model experiments that reproduce (or fail to reproduce) a paper's claim; tens of minutes.
+test-claims: setup
+	$(PY) -m pytest -m claims -q
 
 # The fast default: tiny models only, about a minute.
 test-fast: setup
