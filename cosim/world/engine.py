@@ -138,10 +138,11 @@ class Simulation:
                 return f"target_accuracy={self.stop.target_accuracy:g} reached"
         return ""
 
-    def close_round(self, rnd: int, state, train_losses, **extra) -> RoundRecord:
+    def close_round(self, rnd: int, state, train_losses, *, evaluate=None, **extra) -> RoundRecord:
         """Evaluate `state` on the held-out split (a measurement: it takes no simulated time) and
-        end the round with the mean training loss."""
-        accuracy, eval_loss = self.learner.evaluate(state)
+        end the round with the mean training loss. Schemes whose model is not the learner's (a side
+        network, a student) pass `evaluate`, a callable returning (accuracy, loss)."""
+        accuracy, eval_loss = evaluate() if evaluate is not None else self.learner.evaluate(state)
         self.trace.record(self.now, self.now, "", "eval", rnd, detail=f"accuracy={accuracy:.4f}")
         losses = list(train_losses)
         loss = sum(losses) / len(losses) if losses else float("nan")
@@ -156,17 +157,19 @@ class Simulation:
         return rec
 
     # --- what schemes do ------------------------------------------------------------------------
-    def send(self, src, dst, payload, kind: str, rnd: int):
+    def send(self, src, dst, payload, kind: str, rnd: int, codec=None):
         """Encode `payload`, move its real bytes src → dst, and return it decoded at dst.
 
         The received buffer is held in dst's memory ledger under `recv:<kind>:<src>` until the
-        scheme releases it. Raises `TransferDropped` per the outage policy.
+        scheme releases it. Raises `TransferDropped` per the outage policy. `codec` (default: the
+        run's `sim.codec`) lets a scheme send one message another way, e.g. quantized.
         Use as `received = yield from sim.send(...)`.
         """
-        data = self.codec.encode(payload)
+        codec = self.codec if codec is None else codec
+        data = codec.encode(payload)
         yield from self.network.transfer(src, dst, len(data), kind, rnd)
         dst.memory.hold(f"recv:{kind}:{src.name}", len(data))
-        return self.codec.decode(data, like=payload)
+        return codec.decode(data, like=payload)
 
     def select(self, count: int | None, among=None) -> list:
         """`count` devices drawn at random (stream "selection") from those in coverage now; all of

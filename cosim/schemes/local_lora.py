@@ -1,0 +1,54 @@
+"""Local LoRA: every device fine-tunes the whole (frozen) model with LoRA on its own data, alone —
+no server, no transfers, no aggregation. The baseline that side-tuning (MobiLLM, PAE MobiLLM) and
+ring pipelines (RingAda) are measured against: the device does all the work, forward and backward
+through the backbone, and holds all the memory.
+
+Modelling choices: the devices train in parallel (each on its own processor), `local_steps`
+minibatches per round, each with its own adapters and optimizer that persist across rounds. A
+round's evaluation is of ONE model, chosen by `evaluate`: `first` (default) — the first device's
+own adapters, what a single device fine-tuning alone reaches; `average` — the plain mean of every
+device's adapters, evaluated only (never sent back: the devices keep training their own).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import SchemeConfig, scheme
+from .fedlora import LoraRequired
+
+
+class LocalLoraConfig(LoraRequired, SchemeConfig):
+    name: str = "local_lora"
+    evaluate: Literal["first", "average"] = Field("first", description="which model each round's evaluation scores")
+
+
+@scheme("local_lora", config=LocalLoraConfig,
+        summary="Local LoRA: each device fine-tunes alone with LoRA (no server, no transfers); baseline")
+def run(sim, cfg: LocalLoraConfig):
+    learner = sim.learner
+    devices = list(sim.devices)
+    locals_ = {dev.name: learner.local(learner.initial_state()) for dev in devices}
+    for dev in devices:
+        dev.memory.hold("training_state", learner.training_state_bytes(learner.trainable))
+    for rnd in sim.rounds():
+        finished = yield sim.all_of(sim.process(_train_alone(sim, cfg, dev, locals_[dev.name], rnd))
+                                    for dev in devices)
+        losses = [loss for per_device in finished.values() for loss in per_device]
+        states = [locals_[dev.name].state() for dev in devices]
+        if cfg.evaluate == "average":
+            state = learner.average(states, [1.0] * len(states))
+        else:
+            state = states[0]
+        sim.close_round(rnd, state, losses, clients=len(devices))
+
+
+def _train_alone(sim, cfg: LocalLoraConfig, dev, local, rnd: int):
+    """One device's round: `local_steps` real LoRA steps on its own data (`LocalModel.train_step`)."""
+    losses = []
+    for _ in range(cfg.local_steps):
+        batch = sim.learner.next_batch(dev.name)
+        losses.append((yield from dev.compute(local.train_step, batch, kind="train", key=("train", batch.signature),
+                                              rnd=rnd)))
+    return losses
