@@ -26,6 +26,7 @@ from .schemes import SCHEMES
 from .world.engine import Simulation, StopRule, stream_seed
 from .world.mobility import (GaussMarkov, RandomWaypoint, RoadSegment, Static, TraceTrack, UavPath, draw_speed_mps,
                              load_trace, poisson_arrival_times_s, vehicles_in_order)
+from .world.conditions import build_conditions
 from .world.network import Network, OutagePolicy, RadioSpec
 from .world.thz_link import ThzIsacSpec
 from .world.nodes import Node
@@ -107,7 +108,9 @@ def _nodes(sim: Simulation, sc: Scenario) -> None:
             counters[group.name] = k + 1
             name = f"{group.name}{k}"
             mobility = _mobility(group, sim.rng(f"mobility/{name}"), j, centre, sim=sim)
-            sim.devices.append(Node(sim, name, "device", group.profile, sc.profile(group.profile), mobility))
+            node = Node(sim, name, "device", group.profile, sc.profile(group.profile), mobility)
+            node.conditions = build_conditions(group.conditions, sim, name)
+            sim.devices.append(node)
 
 
 def _learner(sim: Simulation, sc: Scenario) -> Learner:

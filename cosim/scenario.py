@@ -236,11 +236,62 @@ Mobility = Annotated[Union[StaticMobility, RoadMobility, RandomWaypointMobility,
                            TraceMobility, SumoMobility], Field(discriminator="kind")]
 
 
+class LevelChain(Strict):
+    """A Markov chain over levels (cosim.world.conditions): `transition` matrix or `stay` probability."""
+    levels: list[Annotated[float, Field(gt=0, le=1)]] = Field(min_length=1, description="shares in (0, 1]")
+    transition: list[list[float]] | None = Field(None, description="row-stochastic matrix, one row per level")
+    stay: float = Field(0.9, ge=0, le=1, description="used when transition is null: keep the level with "
+                        "this probability per step, else move uniformly to another")
+
+    @model_validator(mode="after")
+    def _square(self):
+        if self.transition is not None:
+            import numpy as np
+            p = np.asarray(self.transition, dtype=float)
+            n = len(self.levels)
+            if p.shape != (n, n) or (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0):
+                raise ValueError(f"transition: needs a {n}x{n} row-stochastic matrix (rows sum to 1)")
+        return self
+
+
+class AvailabilityChain(Strict):
+    p_leave: float = Field(ge=0, le=1, description="probability per step that an available device goes away")
+    p_return: float = Field(gt=0, le=1, description="probability per step that an absent device comes back")
+
+
+class StaticConditions(Strict):
+    kind: Literal["static"]
+
+
+class MarkovConditions(Strict):
+    kind: Literal["markov"]
+    step_s: float = Field(10.0, gt=0, description="holding time of one chain step")
+    compute: LevelChain | None = Field(None, description="compute share (background load); null = 1")
+    radio: LevelChain | None = Field(None, description="factor on the radio rate; null = 1")
+    availability: AvailabilityChain | None = Field(None, description="on/off chain; null = always there")
+
+
+class TraceConditions(Strict):
+    kind: Literal["trace"]
+    file: str = Field(description="CSV t,device,compute_share,bandwidth_share[,available]")
+
+    @field_validator("file")
+    @classmethod
+    def _readable(cls, v):
+        from .world.conditions import load_conditions_trace
+        load_conditions_trace(v)
+        return v
+
+
+Conditions = Annotated[Union[StaticConditions, MarkovConditions, TraceConditions], Field(discriminator="kind")]
+
+
 class DeviceGroup(Strict):
     count: int = Field(1, ge=1)
     profile: str
     name: str = Field("dev", description="name prefix; devices are numbered across groups")
     mobility: Mobility = Field(default_factory=StaticMobility)
+    conditions: Conditions | None = Field(None, description="dynamic compute/radio/availability; null = static")
 
 
 class ServerConfig(Strict):

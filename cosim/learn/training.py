@@ -97,6 +97,43 @@ class Learner:
         with adapters_disabled(self.model, 0, cut):
             return self.model(batch.input_ids, batch.attention_mask, start=0, end=cut)
 
+    def next_indexed_batch(self, client: str) -> tuple[Batch, np.ndarray]:
+        """The client's next batch and the dataset row index of each sample (a cache key)."""
+        data = self.clients[client]
+        picked = data.next_indices()
+        labels = torch.from_numpy(data.ds.labels[picked].astype(np.int64))
+        return self._encode([data.ds.texts[i] for i in picked], labels), picked
+
+    @torch.no_grad()
+    def frozen_layer_outputs(self, batch: Batch, layers: list[int]) -> list[torch.Tensor]:
+        """The pretrained base model's block outputs at `layers` (indices into the blocks), under
+        no_grad with every LoRA adapter off: a device that runs its backbone forward only (MobiLLM)."""
+        with adapters_disabled(self.model, 0, None):
+            outputs = self.model.layer_outputs(batch.input_ids, batch.attention_mask, end=max(layers) + 1)
+        return [outputs[i] for i in layers]
+
+    @torch.no_grad()
+    def evaluate_with(self, logits_fn) -> tuple[float, float]:
+        """(accuracy, mean loss) on the held-out split of any predictor `logits_fn(batch) -> logits`
+        (e.g. the frozen backbone plus a side network, cosim/learn/side.py)."""
+        t0 = time.perf_counter()
+        correct, loss_sum, n = 0, 0.0, 0
+        try:
+            for b in self._test_batches:
+                logits = logits_fn(b)
+                loss_sum += F.cross_entropy(logits, b.labels, reduction="sum").item()
+                correct += int((logits.argmax(-1) == b.labels).sum())
+                n += len(b.labels)
+            return correct / n, loss_sum / n
+        finally:
+            self.eval_host_s += time.perf_counter() - t0
+
+    def batch_of_rows(self, rows) -> Batch:
+        """The training-set rows `rows` (dataset indices) encoded as one batch."""
+        rows = np.asarray(rows, dtype=np.int64)
+        labels = torch.from_numpy(self.train.labels[rows].astype(np.int64))
+        return self._encode([self.train.texts[i] for i in rows], labels)
+
     # --- aggregation and evaluation ------------------------------------------------------------
     @staticmethod
     def average(states: list[State], weights: list[float]) -> State:
@@ -200,6 +237,52 @@ class LocalModel:
         self._apply()
         return hidden_in.grad
 
+    # --- parts whose backward stops inside or above them (RingAda's top-down unfreezing) ------------
+    def upper_forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
+                      end: int) -> torch.Tensor:
+        """Blocks [start, end) on an activation that needs no gradient: the output's graph starts
+        at the first parameter that requires a gradient (none: no graph at all), so backward
+        (`bottom_backward`) stops at the lowest trainable adapter instead of reaching the input."""
+        wrapper = _BlockRange(self.learner.model)
+        params = {f"model.{k}": v for k, v in self.params.items()}
+        return functional_call(wrapper, params, (hidden.detach(), attention_mask, start, end), strict=False)
+
+    def accumulate(self) -> None:
+        """Updates wait for `flush`: the micro-batches of one batch add up their gradients."""
+        self._apply = _no_update
+
+    def flush(self, scale: float = 1.0) -> None:
+        """Scale the accumulated gradients (1 / micro-batches: the mean over the batch) and update."""
+        self.__dict__.pop("_apply", None)
+        with torch.no_grad():
+            for p in self.params.values():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
+        self._apply()
+
+    # --- distillation-based FL (DFL): hard labels + stored soft targets ----------------------------
+    @torch.no_grad()
+    def predict_logits(self, batch: Batch) -> torch.Tensor:
+        """Logits of the whole model with these parameters, no graph (soft targets to store)."""
+        return self._call(batch.input_ids, batch.attention_mask)
+
+    def kd_train_step(self, batch: Batch, teacher_logits: torch.Tensor, has_teacher: torch.Tensor,
+                      temperature: float, alpha: float) -> float:
+        """One update on hard labels plus soft targets: rows with a teacher (`has_teacher`) take
+        `kd_loss` (alpha · T² · KL to softmax(teacher/T) + (1 − alpha) · CE), the others plain CE;
+        the batch loss is the mean over rows. Returns the loss."""
+        logits = self._call(batch.input_ids, batch.attention_mask)
+        has = has_teacher.bool()
+        n, k = len(batch.labels), int(has.sum())
+        loss = logits.new_zeros(())
+        if k:
+            loss = loss + k / n * kd_loss(logits[has], teacher_logits[has], batch.labels[has], temperature, alpha)
+        if k < n:
+            loss = loss + (n - k) / n * F.cross_entropy(logits[~has], batch.labels[~has])
+        loss.backward()
+        self._apply()
+        return loss.item()
+
     # --- a top part whose backward is split in two (SplitFrozen's decomposed backward) ----------
     def top_update(self, hidden: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
                    cut: int) -> float:
@@ -245,6 +328,10 @@ class LocalModel:
             grads.append(g)
         torch.autograd.backward(outs, grads)
         self._apply()
+
+
+def _no_update() -> None:
+    """`LocalModel._apply` while gradients accumulate (`LocalModel.accumulate`)."""
 
 
 def _linear_taps(model: torch.nn.Module, params: State) -> dict[str, torch.nn.Module]:
@@ -319,3 +406,47 @@ class _BlockRange(torch.nn.Module):
         for block in walk.blocks()[start:end]:
             hidden = block(hidden, **kwargs)
         return hidden
+
+
+# --- knowledge distillation and separate models (split_kd) ------------------------------------------
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+            temperature: float, alpha: float) -> torch.Tensor:
+    """Knowledge-distillation loss (Hinton, Vinyals & Dean 2015, "Distilling the knowledge in a neural
+    network", §2): alpha · T² · KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − alpha) · CE(student, y).
+    T² keeps the soft term's gradient scale independent of the temperature T."""
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=-1),
+                    F.softmax(teacher_logits.detach() / temperature, dim=-1), reduction="batchmean")
+    return alpha * temperature ** 2 * soft + (1.0 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+class SeparateLocalModel(LocalModel):
+    """A LocalModel over a model that is not the learner's (a distillation student, trained with
+    `kd_train_step`): its own module, the learner's optimizer settings."""
+
+    def __init__(self, learner: Learner, model: torch.nn.Module, state: State):
+        super().__init__(learner, state)
+        self.model = model
+
+    def _call(self, *args, **kwargs):
+        return functional_call(self.model, self.params, args, kwargs, strict=False)
+
+
+def top_forward(local: LocalModel, hidden: torch.Tensor, attention_mask: torch.Tensor, cut: int) -> torch.Tensor:
+    """Server side of a U-shaped split over a frozen bottom: blocks [cut, depth) + head on the received
+    activation; the logits keep their graph for `logits_backward` (the labels stay on the device)."""
+    return local._call(hidden=hidden.detach(), attention_mask=attention_mask, start=cut)
+
+
+def logits_backward(local: LocalModel, logits: torch.Tensor, grad: torch.Tensor) -> None:
+    """Backpropagate the device's gradient of its loss w.r.t. the logits through the top and update it."""
+    logits.backward(grad)
+    local._apply()
+
+
+def logits_loss_grad(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Device side of a U-shaped split: cross-entropy of received logits against the device's own
+    labels; returns the loss and its gradient w.r.t. the logits (what goes back up, not the labels)."""
+    logits = logits.detach().requires_grad_(True)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    return loss.item(), logits.grad

@@ -18,17 +18,25 @@ def run(sim, cfg: FedAvgConfig):
     global_state = learner.initial_state()
     server.memory.hold("weights", learner.weight_bytes())
     for rnd in sim.rounds():
-        clients = sim.select(cfg.participants)
-        finished = yield sim.all_of(sim.client(client_update(sim, cfg, dev, server, global_state, rnd))
-                                    for dev in clients)
-        updates = sim.survivors(finished, rnd) or []
-        losses = [loss for _, _, loss in updates]
-        if updates:
-            states, weights, _ = zip(*updates)
-            global_state = yield from server.compute(learner.average, list(states), list(weights), kind="aggregate",
-                                                     key=("average", len(states)), rnd=rnd)
-        server.memory.releases_with_prefix("recv:")
-        sim.close_round(rnd, global_state, losses, clients=len(clients), updates=len(updates))
+        global_state = yield from fedavg_round(sim, cfg, server, global_state, rnd)
+
+
+def fedavg_round(sim, cfg: SchemeConfig, server, global_state, rnd: int, update=None, **extra):
+    """One FedAvg round from `global_state`, closed with `sim.close_round` (with `extra` columns);
+    returns the new global state (other schemes reuse it, e.g. CyclicFL's second phase). `update`
+    replaces `client_update` (same signature and result), e.g. DFL's distilling client."""
+    update = update or client_update
+    clients = sim.select(cfg.participants)
+    finished = yield sim.all_of(sim.client(update(sim, cfg, dev, server, global_state, rnd)) for dev in clients)
+    updates = sim.survivors(finished, rnd) or []
+    losses = [loss for _, _, loss in updates]
+    if updates:
+        states, weights, _ = zip(*updates)
+        global_state = yield from server.compute(sim.learner.average, list(states), list(weights), kind="aggregate",
+                                                 key=("average", len(states)), rnd=rnd)
+    server.memory.releases_with_prefix("recv:")
+    sim.close_round(rnd, global_state, losses, clients=len(clients), updates=len(updates), **extra)
+    return global_state
 
 
 def client_update(sim, cfg: FedAvgConfig, dev, server, global_state, rnd: int):

@@ -3,11 +3,13 @@ cut after block `cut_layer`. Devices take turns: the device in turn fetches the 
 part (relayed by the server), and for each minibatch runs the bottom forward, sends the cut-layer
 activations (with labels and sequence lengths) up, the server runs the top forward/backward and
 sends the activation gradient down, and the device finishes backward. It then hands the bottom
-part back to the server for the next device."""
+part back to the server for the next device. The device order per round is `order`
+(cosim.learn.ordering; default random_reshuffle; grab herds the devices' bottom-part updates)."""
 from __future__ import annotations
 
 from pydantic import Field
 
+from ..learn.ordering import ClientOrder, OrderPolicy, flat_direction
 from ..learn.protocol import split_step
 from ..world.network import TransferDropped
 from .base import SchemeConfig, scheme
@@ -16,6 +18,8 @@ from .base import SchemeConfig, scheme
 class SplitConfig(SchemeConfig):
     name: str = "split"
     cut_layer: int = Field(2, ge=1, description="device holds embedding + blocks [0, cut_layer)")
+    order: OrderPolicy = Field("random_reshuffle", description="device order per round (cosim.learn.ordering): "
+                               "random_reshuffle | fixed | grab")
 
     def device_blocks(self, depth: int) -> tuple[int, int]:
         return 0, self.cut_layer
@@ -30,13 +34,15 @@ def run(sim, cfg: SplitConfig):
     bottom_state = learner.initial_state(bottom_names)   # the server relays the latest bottom part
     server.memory.hold("weights", learner.weight_bytes(cut))
     server.memory.hold("training_state", learner.training_state_bytes(list(top.params)))
+    policy = ClientOrder(cfg.order, sim.rng("order"))
     for rnd in sim.rounds():
         losses = []
-        order = sim.select(cfg.participants)
-        order = [order[i] for i in sim.rng("order").permutation(len(order))]
+        order = policy.order(sim.select(cfg.participants), sim.devices)
         for dev in order:
             try:
+                before = bottom_state
                 bottom_state, turn_losses = yield from device_turn(sim, cfg, dev, server, top, bottom_state, rnd)
+                policy.observe(dev.name, flat_direction(before, bottom_state))
                 losses += turn_losses
             except TransferDropped:
                 pass  # the server keeps the bottom part it last received; the drop is in the trace

@@ -167,15 +167,19 @@ class RadioLink:
                                         self.spec.noise_figure_db, self.spec.antenna_gain_db))
 
     def in_coverage(self, t_s: float, full_bandwidth_hz: float) -> bool:
-        """Coverage as a cell decides it: the large-scale SNR is at least the threshold."""
+        """Coverage as a cell decides it: the large-scale SNR is at least the threshold (and the
+        device is there: `conditions.available`, cosim.world.conditions)."""
+        if not _conditions(self.device).available(t_s):
+            return False
         return self.large_scale_snr_db(t_s, full_bandwidth_hz) >= self.spec.snr_threshold_db
 
     def tx_power_dbm(self, uplink: bool) -> float:
         return self.spec.tx_power_dbm if uplink else self.spec.ap_tx_power_dbm
 
     def next_change_s(self, t_s: float) -> float:
-        """When the large-scale state may next change (the device will have moved far enough)."""
-        return self._large_scale(t_s)[1]
+        """When the large-scale state may next change (the device will have moved far enough), or
+        its dynamic conditions may (availability, radio share)."""
+        return min(self._large_scale(t_s)[1], _conditions(self.device).next_change_s(t_s))
 
     def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float) -> tuple[float, float]:
         """(rate, valid_until): Shannon rate over `share_hz` now, and until when it holds.
@@ -193,7 +197,18 @@ class RadioLink:
             tx_dbm = self.spec.ap_tx_power_dbm + 10.0 * math.log10(share_hz / full_bandwidth_hz)
         snr = rate_models.snr_db(tx_dbm, loss, share_hz, self.spec.noise_figure_db,
                                  self.spec.antenna_gain_db + fade_db)
-        return float(rate_models.shannon_rate_bps(share_hz, snr)), min(ls_until, fade_until)
+        cond = _conditions(self.device)   # the radio level of its dynamic conditions scales the rate
+        return (float(rate_models.shannon_rate_bps(share_hz, snr)) * cond.radio_share(t_s),
+                min(ls_until, fade_until, cond.next_change_s(t_s)))
+
+
+def _conditions(node):
+    """A node's dynamic conditions (cosim.world.conditions); static for nodes built without them."""
+    cond = getattr(node, "conditions", None)
+    if cond is None:
+        from .conditions import StaticConditions
+        cond = StaticConditions()
+    return cond
 
 
 class WiredLink:

@@ -7,6 +7,7 @@ clients serializes them in simulated time as a real accelerator would.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Hashable
 
 import simpy
@@ -55,6 +56,9 @@ class Node:
         self.radio_energy_j = 0.0
         self.bytes_sent = 0
         self.bytes_received = 0
+        from .conditions import StaticConditions
+        #: dynamic compute share / radio share / availability (cosim.world.conditions); run.py sets it
+        self.conditions = StaticConditions()
 
     def __repr__(self) -> str:
         return f"<{self.role} {self.name} ({self.profile_name})>"
@@ -64,8 +68,10 @@ class Node:
         return self.mobility.position_m(t_s)
 
     def effective_flops(self, t_s: float) -> float:
-        """FLOP/s a training step reaches on this node at time t (background load comes later)."""
-        return self.profile.effective_flops
+        """FLOP/s a training step reaches on this node at time t: the profile's, times the compute
+        share its background load leaves at t (`conditions.compute_share`). A compute step runs at
+        the share of its start for its whole duration."""
+        return self.profile.effective_flops * self.conditions.compute_share(t_s)
 
     def compute(self, fn: Callable[..., Any], *args, kind: str, key: Hashable, rnd: int, hold: str | None = None,
                 detail: str = "", **kwargs):
@@ -77,6 +83,9 @@ class Node:
         """
         with self.processor.request() as turn:
             yield turn
+            back = self.conditions.next_available_s(self.sim.now)
+            if back > self.sim.now:  # away (availability off): nothing computes until it is back
+                yield self.sim.env.timeout(back - self.sim.now) if math.isfinite(back) else self.sim.env.event()
             t0 = self.sim.now
             result, cost = self.sim.meter.run((self.role, key), fn, *args, **kwargs)
             duration = cost.flops / self.effective_flops(t0)

@@ -1,0 +1,46 @@
+"""CyclicFL (Zhang et al., "CyclicFL: A Cyclic Model Pre-Training Approach to Efficient Federated
+Learning", 2023): phase 1 trains the model cyclically across the selected clients — the model goes
+from client to client, each training from the previous one's result, as in sequential FL (no data
+leaves a client) — for `cyclic_rounds` rounds, to obtain a good initial model; phase 2 runs FedAvg
+from it for the remaining `rounds - cyclic_rounds` rounds. Every round, of either phase, is a row
+of the results (column `phase`: cyclic | fedavg).
+
+Phase 1 is `sequential_fl.sequential_round` with the `order` policy; phase 2 is
+`fedavg.fedavg_round`.
+"""
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from ..learn.ordering import ClientOrder, OrderPolicy
+from .base import SchemeConfig, scheme
+from .fedavg import fedavg_round
+from .sequential_fl import sequential_round
+
+
+class CyclicFLConfig(SchemeConfig):
+    name: str = "cyclicfl"
+    cyclic_rounds: int = Field(2, ge=0, description="phase 1: rounds of cyclic (sequential) training; "
+                               "the remaining rounds - cyclic_rounds are FedAvg")
+    order: OrderPolicy = Field("random_reshuffle", description="client order in the cyclic phase")
+
+    @model_validator(mode="after")
+    def _phases(self):
+        if self.cyclic_rounds > self.rounds:
+            raise ValueError(f"cyclic_rounds: {self.cyclic_rounds} exceeds rounds={self.rounds}")
+        return self
+
+
+@scheme("cyclicfl", config=CyclicFLConfig,
+        summary="CyclicFL: cyclic (sequential) pre-training across clients, then FedAvg from that model")
+def run(sim, cfg: CyclicFLConfig):
+    learner, server = sim.learner, sim.edge[0]
+    state = learner.initial_state()
+    server.memory.hold("weights", learner.weight_bytes())
+    order = ClientOrder(cfg.order, sim.rng("order"))
+    for rnd in sim.rounds():
+        if rnd <= cfg.cyclic_rounds:
+            state, losses, visited = yield from sequential_round(sim, cfg, server, state, order, rnd)
+            sim.close_round(rnd, state, losses, clients=len(visited), phase="cyclic")
+        else:
+            state = yield from fedavg_round(sim, cfg, server, state, rnd, phase="fedavg")

@@ -1,0 +1,104 @@
+"""Distillation-based FL (DFL): FedAvg whose clients also distil from their own past. After a
+client's local training in a round, the device runs its trained model over its own samples and
+stores the logits (its soft predictions: softmax(logits / T) at temperature `temperature`) on the
+device. In later rounds it trains from the global model on the hard labels plus those soft targets
+with the KD loss of Hinton et al. (2015): alpha · T² · KL(soft target ‖ softmax(z/T)) + (1 − alpha) ·
+CE(z, y) (`LocalModel.kd_train_step`; samples without a stored target take plain CE). The stored
+targets keep what the client's model knew about its data after the global average pulled it
+elsewhere (the forgetting that non-IID averaging causes).
+
+The ratio adapts, per client and round, by agreement: alpha = `alpha_max` × the fraction of the
+client's stored soft targets whose argmax is the true label. Targets that got the data right earn
+weight; where the past model was wrong the client leans on its hard labels. (Round 1 has no
+targets: plain CE.) The mean over devices per round is the results column `kd_alpha`; each training step's
+weight is in its trace row's detail.
+
+Simulated costs: the soft-target pass is a real forward per `batch_size` chunk of the client's
+samples (kind "infer", counted FLOPs), and the stored logits (samples × classes × 4 bytes) are held
+in the device's memory ledger as "soft_targets". Nothing extra travels: soft targets never leave
+the device.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from .base import SchemeConfig, scheme
+from .fedavg import fedavg_round
+
+
+class DFLConfig(SchemeConfig):
+    name: str = "dfl"
+    temperature: float = Field(2.0, gt=0, description="KD temperature T")
+    alpha_max: float = Field(0.5, ge=0, le=1, description="largest weight of the KD term; the weight "
+                             "used is alpha_max × agreement of the stored soft targets with the labels")
+
+
+class SoftTargets:
+    """One device's stored logits, by training-set row."""
+
+    def __init__(self):
+        self.logits: dict[int, torch.Tensor] = {}
+        self.agreement = 0.0
+
+    def lookup(self, rows, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+        teacher = torch.zeros(len(rows), num_classes)
+        has = torch.zeros(len(rows), dtype=torch.bool)
+        for i, r in enumerate(np.asarray(rows).tolist()):
+            t = self.logits.get(int(r))
+            if t is not None:
+                teacher[i], has[i] = t, True
+        return teacher, has
+
+
+@scheme("dfl", config=DFLConfig,
+        summary="DFL: FedAvg whose clients train on hard labels + their stored soft predictions (adaptive KD)")
+def run(sim, cfg: DFLConfig):
+    learner, server = sim.learner, sim.edge[0]
+    state = learner.initial_state()
+    server.memory.hold("weights", learner.weight_bytes())
+    store = {d.name: SoftTargets() for d in sim.devices}
+
+    def update(sim, cfg, dev, server, global_state, rnd):
+        return dfl_update(sim, cfg, dev, server, global_state, store[dev.name], rnd)
+
+    for rnd in sim.rounds():
+        # the KD weight each client will use this round (mean over devices; a client's own is in the trace)
+        kd_alpha = float(np.mean([cfg.alpha_max * t.agreement for t in store.values()]))
+        state = yield from fedavg_round(sim, cfg, server, state, rnd, update=update, kd_alpha=kd_alpha)
+
+
+def dfl_update(sim, cfg: DFLConfig, dev, server, global_state, targets: SoftTargets, rnd: int):
+    """Download, `local_steps` KD steps, store new soft targets, upload. Returns (state, n, loss)."""
+    learner = sim.learner
+    alpha = cfg.alpha_max * targets.agreement
+    num_classes = learner.train.num_classes
+    state = yield from sim.send(server, dev, global_state, kind="model_down", rnd=rnd)
+    local = learner.local(state)
+    dev.memory.hold("training_state", learner.training_state_bytes(list(state)))
+    losses = []
+    for _ in range(cfg.local_steps):
+        batch, rows = learner.next_indexed_batch(dev.name)
+        teacher, has = targets.lookup(rows, num_classes)
+        loss = yield from dev.compute(local.kd_train_step, batch, teacher, has, cfg.temperature, alpha,
+                                      kind="train", key=("kd_train", batch.signature), rnd=rnd,
+                                      detail=f"kd_alpha={alpha:.4f}")
+        losses.append(loss)
+    dev.memory.release("training_state")
+    # the trained model's soft predictions on all of the device's own samples, kept on the device
+    rows = learner.clients[dev.name].indices
+    agree = 0
+    for s in range(0, len(rows), cfg.batch_size):
+        chunk = rows[s:s + cfg.batch_size]
+        batch = learner.batch_of_rows(chunk)
+        logits = yield from dev.compute(local.predict_logits, batch, kind="infer",
+                                        key=("predict", batch.signature), rnd=rnd)
+        agree += int((logits.argmax(-1) == batch.labels).sum())
+        targets.logits.update({int(r): z for r, z in zip(chunk.tolist(), logits)})
+    targets.agreement = agree / len(rows)
+    dev.memory.hold("soft_targets", len(targets.logits) * num_classes * 4)
+    update = local.state()
+    yield from sim.send(dev, server, update, kind="model_up", rnd=rnd)
+    dev.memory.release(f"recv:model_down:{server.name}")
+    return update, learner.num_samples(dev.name), sum(losses) / len(losses)

@@ -1,0 +1,52 @@
+"""Claims on the real MiniLM (marker `claims`: `make test-claims`, not `make test`). Run once, numbers
+reported, never tuned.
+
+- MAVFL (arXiv 2410.10451 reports UCB selection reaching the target accuracy ~28 % faster than random
+  selection): scenarios/mavfl_highway.yaml, UCB vs random, the same seed, cars and partition; time to
+  the first round whose held-out accuracy reaches TARGET.
+- WHALE-FL: scenarios/whale_fl.yaml, adaptive vs fixed subnetwork assignment under the same dynamic
+  conditions; time to TARGET.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+import cosim
+from conftest import ROOT
+
+pytestmark = pytest.mark.claims
+
+TARGET = 0.70   # movie_reviews; centralized MiniLM reaches 0.79 in 100 steps (NOTES.md). Fixed before running.
+
+
+def _time_to_target(tmp_path, scenario: str, **scheme) -> tuple[float, list]:
+    raw = yaml.safe_load((ROOT / "scenarios" / scenario).read_text())
+    raw["scheme"].update(scheme)
+    raw["outputs"] = {"dir": str(tmp_path / "_".join(map(str, scheme.values()))), "progress": False, "plots": []}
+    raw["stop"] = {"target_accuracy": TARGET}
+    r = cosim.run(raw, progress=False, plots=False)
+    hit = r.rounds[r.rounds.accuracy >= TARGET]
+    curve = list(zip(r.rounds.sim_time_s.round(1), r.rounds.accuracy.round(3)))
+    print(scenario, scheme, "curve", curve)
+    return (float(hit.sim_time_s.iloc[0]) if len(hit) else math.inf), curve
+
+
+@pytest.mark.xfail(strict=True, reason="measured once (MiniLM, highway, target 0.70): UCB 5.3 s vs random 5.0 s "
+                   "(ratio 1.057; the paper reports ~28 % faster) — both hit 0.70 in round 1")
+def test_ucb_selection_reaches_target_sooner_than_random_on_the_highway(tmp_path):
+    ucb, _ = _time_to_target(tmp_path, "mavfl_highway.yaml", selection="ucb", rounds=15)
+    rnd, _ = _time_to_target(tmp_path, "mavfl_highway.yaml", selection="random", rounds=15)
+    print(f"MAVFL time to {TARGET}: ucb {ucb:.1f} s, random {rnd:.1f} s, ratio {ucb / rnd:.3f}")
+    assert ucb < rnd
+
+
+@pytest.mark.xfail(strict=True, reason="measured once (MiniLM, target 0.70): adaptive 30.3 s vs fixed 17.5 s; "
+                   "LoRA rank barely changes step time because the frozen backbone dominates")
+def test_whale_fl_adaptive_reaches_target_sooner_than_fixed(tmp_path):
+    adaptive, _ = _time_to_target(tmp_path, "whale_fl.yaml", assignment="adaptive", rounds=10)
+    fixed, _ = _time_to_target(tmp_path, "whale_fl.yaml", assignment="fixed", rounds=10)
+    print(f"WHALE-FL time to {TARGET}: adaptive {adaptive:.1f} s, fixed {fixed:.1f} s, ratio {adaptive / fixed:.3f}")
+    assert adaptive < fixed
