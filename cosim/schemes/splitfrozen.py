@@ -39,13 +39,11 @@ from __future__ import annotations
 import simpy
 from pydantic import Field
 
+from ..learn.protocol import pipelined_producer, serve_queue
 from ..learn.training import lengths_of, mask_from_lengths, tensor_bytes
 from .base import scheme
 from .fedlora import LoraRequired
 from .split import SplitConfig
-
-#: What a device producer puts in the server queue when it has nothing more to send.
-_FINISHED = object()
 
 
 class SplitFrozenConfig(LoraRequired, SplitConfig):
@@ -78,7 +76,7 @@ def run(sim, cfg: SplitFrozenConfig):
         devices = sim.select(cfg.participants)
         queue = simpy.Store(sim.env)
         producers = [sim.client(device_loop(sim, cfg, dev, server, cuts[dev.name], queue, rnd)) for dev in devices]
-        losses = yield sim.process(server_loop(sim, cfg, server, top, queue, len(devices), rnd))
+        losses = yield sim.process(server_loop(sim, cfg, server, top, queue, len(devices), cuts, rnd))
         yield sim.all_of(producers)
         sim.close_round(rnd, {**frozen_bottom, **top.state()}, losses, clients=len(devices))
 
@@ -86,54 +84,22 @@ def run(sim, cfg: SplitFrozenConfig):
 def device_loop(sim, cfg: SplitFrozenConfig, dev, server, cut: int, queue, rnd: int):
     """Producer: frozen forward of `local_steps` micro-batches; each is uploaded by its own sender
     process (in order), so with the pipeline on the device computes k+1 while k is on the air."""
-    learner, done, sender = sim.learner, [], None
-    try:
-        for k in range(cfg.local_steps):
-            batch = learner.next_batch(dev.name)
-            hidden = yield from dev.compute(learner.frozen_forward, batch, cut, kind="fwd",
-                                            key=("frozen_fwd", cut, batch.signature), rnd=rnd)
-            message = {"hidden": hidden, "lengths": lengths_of(batch.attention_mask), "labels": batch.labels}
-            done.append(sim.env.event())
-            sender = sim.process(upload(sim, dev, server, cut, k, message, queue, done[k], sender, rnd))
-            wait_for = k - 1 if cfg.pipeline else k
-            if wait_for >= 0 and not (yield done[wait_for]):
-                return  # an upload was dropped: this device is out of the round
-        if done:
-            yield done[-1]
-    finally:
-        if sender is not None:
-            yield sender
-        queue.put(_FINISHED)
+    learner = sim.learner
+
+    def produce(k):
+        batch = learner.next_batch(dev.name)
+        hidden = yield from dev.compute(learner.frozen_forward, batch, cut, kind="fwd",
+                                        key=("frozen_fwd", cut, batch.signature), rnd=rnd)
+        return {"hidden": hidden, "lengths": lengths_of(batch.attention_mask), "labels": batch.labels}
+
+    yield from pipelined_producer(sim, dev, server, cfg.local_steps, produce, queue, rnd, pipeline=cfg.pipeline)
 
 
-def upload(sim, dev, server, cut: int, k: int, message: dict, queue, done, previous, rnd: int):
-    """Send micro-batch k after k-1 (one radio), then queue it at the server; a dropped transfer
-    answers `done` with False instead of failing the round."""
-    from ..world.network import TransferDropped
-
-    if previous is not None:
-        yield previous
-    dev.memory.hold(f"outgoing:{k}", tensor_bytes(message.values()))
-    try:
-        received = yield from sim.send(dev, server, message, kind="activation", rnd=rnd)
-    except TransferDropped:
-        done.succeed(False)
-        return
-    finally:
-        dev.memory.release(f"outgoing:{k}")
-    _rename(server.memory, f"recv:activation:{dev.name}", f"queued:{dev.name}:{k}")
-    yield queue.put((dev, cut, k, received, done))
-
-
-def server_loop(sim, cfg: SplitFrozenConfig, server, top, queue, producers: int, rnd: int):
+def server_loop(sim, cfg: SplitFrozenConfig, server, top, queue, producers: int, cuts: dict, rnd: int):
     """Consumer: train the shared server model on micro-batches in arrival order; returns losses."""
-    losses, finished = [], 0
-    while finished < producers:
-        item = yield queue.get()
-        if item is _FINISHED:
-            finished += 1
-            continue
-        dev, cut, k, received, done = item
+
+    def serve(dev, k, received, done):
+        cut = cuts[dev.name]
         mask = mask_from_lengths(received["lengths"], received["hidden"].shape[1])
         args = (received["hidden"], mask, received["labels"], cut)
         key = (cut, tuple(received["hidden"].shape))
@@ -151,11 +117,6 @@ def server_loop(sim, cfg: SplitFrozenConfig, server, top, queue, producers: int,
                                              detail=dev.name)
             server.memory.release(f"queued:{dev.name}:{k}")
             done.succeed(True)
-        losses.append(loss)
-    return losses
+        return loss
 
-
-def _rename(ledger, old: str, new: str) -> None:
-    nbytes = ledger.held.get(old, 0)
-    ledger.release(old)
-    ledger.hold(new, nbytes)
+    return (yield from serve_queue(queue, producers, serve))
