@@ -4,6 +4,7 @@ uploads weighted by client sample counts. With `lora:` set, only adapters and he
 travel; with `lora: null` the whole model does."""
 from __future__ import annotations
 
+from ..learn.training import optimizer_slots, tensor_bytes
 from .base import SchemeConfig, scheme
 
 
@@ -39,16 +40,22 @@ def fedavg_round(sim, cfg: SchemeConfig, server, global_state, rnd: int, update=
     return global_state
 
 
-def client_update(sim, cfg: FedAvgConfig, dev, server, global_state, rnd: int):
-    """One client's round: download, `local_steps` real steps, upload. Returns (state, n, loss)."""
+def client_update(sim, cfg: FedAvgConfig, dev, server, global_state, rnd: int, *, key: tuple = ("train",),
+                  detail: str = "", after_step=None):
+    """One client's round: download `global_state`, `local_steps` real steps, upload. Returns
+    (state, n, loss). `key` prefixes each step's FLOP-cache signature (e.g. with a LoRA rank) and
+    `after_step(step_key)` runs after each step (WHALE-FL reads the measured activations there)."""
     learner = sim.learner
     state = yield from sim.send(server, dev, global_state, kind="model_down", rnd=rnd)
     local = learner.local(state)
-    dev.memory.hold("training_state", learner.training_state_bytes(list(state)))
+    dev.memory.hold("training_state", tensor_bytes(state.values()) * (1 + optimizer_slots(learner.optimizer)))
     losses = []
     for _ in range(cfg.local_steps):
         batch = learner.next_batch(dev.name)
-        loss = yield from dev.compute(local.train_step, batch, kind="train", key=("train", batch.signature), rnd=rnd)
+        step_key = (*key, batch.signature)
+        loss = yield from dev.compute(local.train_step, batch, kind="train", key=step_key, rnd=rnd, detail=detail)
+        if after_step is not None:
+            after_step(step_key)
         losses.append(loss)
     dev.memory.release("training_state")
     update = local.state()

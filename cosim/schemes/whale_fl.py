@@ -30,6 +30,7 @@ from pydantic import Field
 
 from ..learn.training import State, optimizer_slots, tensor_bytes
 from .base import SchemeConfig, scheme
+from .fedavg import client_update
 
 
 class WhaleFlConfig(SchemeConfig):
@@ -179,23 +180,13 @@ def run(sim, cfg: WhaleFlConfig):
 
 
 def subnetwork_update(sim, cfg: WhaleFlConfig, dev, server, global_state: State, rank: int, sizer: Sizer, rnd: int):
-    """One device's round on its rank slice: download the slice, `local_steps` real steps, upload it."""
-    learner = sim.learner
-    state = yield from sim.send(server, dev, slice_state(global_state, rank), kind="model_down", rnd=rnd)
-    local = learner.local(state)
-    slots = 1 + optimizer_slots(learner.optimizer)
-    dev.memory.hold("training_state", tensor_bytes(state.values()) * slots)
-    losses = []
-    for _ in range(cfg.local_steps):
-        batch = learner.next_batch(dev.name)
-        key = ("train", rank, batch.signature)
-        loss = yield from dev.compute(local.train_step, batch, kind="train", key=key, rnd=rnd, detail=f"rank={rank}")
-        cost = sim.meter.cost(("device", key))
+    """One device's round on its rank slice: FedAvg's client round on the slice, remembering the
+    largest activation footprint measured so far for the memory check."""
+
+    def measure(step_key):
+        cost = sim.meter.cost(("device", step_key))
         if cost is not None:
             sizer.activations = max(sizer.activations, cost.saved_activation_bytes)
-        losses.append(loss)
-    dev.memory.release("training_state")
-    update = local.state()
-    yield from sim.send(dev, server, update, kind="model_up", rnd=rnd)
-    dev.memory.release(f"recv:model_down:{server.name}")
-    return update, learner.num_samples(dev.name), sum(losses) / len(losses)
+
+    return (yield from client_update(sim, cfg, dev, server, slice_state(global_state, rank), rnd,
+                                     key=("train", rank), detail=f"rank={rank}", after_step=measure))
