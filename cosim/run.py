@@ -18,7 +18,7 @@ from .learn.accounting import StepMeter
 from .learn.adapters import LoraSpec, add_lora, train_all
 from .learn.compress import TensorCodec
 from .learn.data import ClientData, load_dataset, partition, train_test_split
-from .learn.models import TinySize, build_classifier, load_tokenizer
+from .learn.models import TinySize, build_model, load_tokenizer
 from .learn.training import Learner
 from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
@@ -124,8 +124,9 @@ def _learner(sim: Simulation, sc: Scenario) -> Learner:
     clients = {d.name: ClientData(train, idx, sim.rng(f"data/{d.name}"), cfg.batch_size)
                for d, idx in zip(sim.devices, parts)}
     t = sc.model.tiny
-    model = build_classifier(sc.model.source, data.num_classes, seed=int(sim.rng("model/init").integers(2**31)),
-                             tiny=TinySize(layers=t.layers, hidden=t.hidden, heads=t.heads, intermediate=t.intermediate))
+    model = build_model(sc.model.source, sc.model.task, data.num_classes,
+                        seed=int(sim.rng("model/init").integers(2**31)),
+                        tiny=TinySize(layers=t.layers, hidden=t.hidden, heads=t.heads, intermediate=t.intermediate))
     if cfg.lora is not None:
         add_lora(model, LoraSpec(r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
                                  target_modules=tuple(cfg.lora.target_modules) if cfg.lora.target_modules else None))

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from .learn.data import DATASETS
-from .learn.models import BUILTIN_SOURCES, ModelSourceError, model_depth
+from .learn.models import BUILTIN_SOURCES, ModelSourceError, model_arch, model_depth
 from .schemes import SCHEMES
 from .schemes.base import SchemeConfig
 from .world.profiles import PROFILES, DeviceProfile
@@ -44,7 +44,9 @@ class TinyModelConfig(Strict):
 
 class ModelConfig(Strict):
     source: str = Field("minilm", description=f"{', '.join(BUILTIN_SOURCES)}, or a local Hugging Face folder")
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "causal_lm"] = Field(
+        "classification", description="label each sample (a head on the pooled sequence), or predict every next "
+                                      "token with the model's own LM head (decoders: smollm2-135m, tiny-gpt2, tiny-llama)")
     max_length: int = Field(64, ge=4, le=512, description="tokens per sample (padded)")
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="size of tiny-* models")
 
@@ -520,6 +522,7 @@ def _semantic_problems(sc: Scenario) -> list[str]:
             if item.profile not in PROFILES and item.profile not in sc.profiles:
                 problems.append(f"{section}.{i}.profile: unknown profile (given {item.profile!r}); "
                                 f"allowed: {', '.join(known)} or one defined under profiles:")
+    problems += _task_problems(sc)
     cut = getattr(sc.scheme, "cut_layer", None)
     if cut is not None:
         try:
@@ -538,6 +541,24 @@ def _semantic_problems(sc: Scenario) -> list[str]:
                                 f"allowed: 1 <= c1 < c2 <= {depth} for {sc.model.source!r} ({depth} blocks)")
         except ModelSourceError as err:
             problems.append(f"model.source: {err}")
+    return problems
+
+
+def _task_problems(sc: Scenario) -> list[str]:
+    """Causal LM needs a decoder, and a scheme that can train it."""
+    task, problems = sc.model.task, []
+    if task == "causal_lm":
+        try:
+            arch = model_arch(sc.model.source)
+        except ModelSourceError as err:
+            return [f"model.source: {err}"]
+        if arch not in ("gpt2", "llama"):
+            problems.append(f"model.task: causal_lm needs a decoder model (given source {sc.model.source!r}, "
+                            f"a {arch} encoder); allowed: smollm2-135m, tiny-gpt2, tiny-llama or a GPT-2/Llama folder")
+    cls = type(sc.scheme)
+    if task not in cls.tasks:
+        problems.append(f"model.task: scheme {sc.scheme.name!r} cannot train {task!r} ({cls.task_note}); "
+                        f"allowed: {', '.join(cls.tasks)}")
     return problems
 
 

@@ -1,7 +1,8 @@
 """LoRA through peft: which layers get adapters, and which parameters train.
 
 peft injects the adapters in place (the backbone keeps its attribute paths, so the block walk in
-`models.py` still applies); the classification head always trains.
+`models.py` still applies); a classification head (new) always trains, a causal-LM head
+(pretrained) stays frozen.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .models import DEFAULT_LORA_TARGETS, SplitClassifier
+from .models import DEFAULT_LORA_TARGETS, SplitModel
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,9 @@ class LoraSpec:
     target_modules: tuple[str, ...] | None = None
 
 
-def add_lora(model: SplitClassifier, spec: LoraSpec) -> SplitClassifier:
-    """Inject LoRA into every target module of the backbone; freeze all but adapters and head."""
+def add_lora(model: SplitModel, spec: LoraSpec) -> SplitModel:
+    """Inject LoRA into every target module of the backbone; freeze all but adapters and a
+    classification head."""
     from peft import LoraConfig, inject_adapter_in_model
 
     targets = list(spec.target_modules or DEFAULT_LORA_TARGETS[model.arch])
@@ -29,7 +31,7 @@ def add_lora(model: SplitClassifier, spec: LoraSpec) -> SplitClassifier:
                         fan_in_fan_out=model.arch == "gpt2")
     inject_adapter_in_model(config, model.backbone)
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("head.") or "lora_" in name)
+        p.requires_grad_((name.startswith("head.") and model.task == "classification") or "lora_" in name)
     return model
 
 

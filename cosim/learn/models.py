@@ -143,6 +143,21 @@ def model_depth(source: str, tiny: TinySize = TinySize()) -> int:
     raise ModelSourceError(f"model.source={source!r}: config.json names no layer count")
 
 
+def model_arch(source: str) -> str:
+    """The walk a source uses (bert, gpt2 or llama), from its config without loading weights."""
+    if source.startswith("tiny-"):
+        return {"tiny-bert": "bert", "tiny-gpt2": "gpt2", "tiny-llama": "llama"}.get(source, source)
+    if source == "smollm2-135m":
+        return "llama"
+    if source == "minilm":
+        return "bert"
+    cfg_file = model_folder(source) / "config.json"
+    if not cfg_file.is_file():
+        raise ModelSourceError(f"model.source={source!r}: no config.json in {model_folder(source)}")
+    kind = json.loads(cfg_file.read_text()).get("model_type", "?")
+    return _ARCH_ALIASES.get(kind, kind)
+
+
 # --- per-architecture walk ------------------------------------------------------------------------
 
 class _Walk:
@@ -221,26 +236,45 @@ class _LlamaWalk(_Walk):
 
 
 _WALKS = {"bert": _BertWalk, "gpt2": _GPT2Walk, "llama": _LlamaWalk}
+#: Architectures that walk like Llama (same block call, rotary positions, final RMSNorm).
+_ARCH_ALIASES = {"mistral": "llama", "qwen2": "llama", "smollm": "llama"}
 #: LoRA targets per architecture (the attention query/value projections, as in the LoRA paper §7.1).
 DEFAULT_LORA_TARGETS = {"bert": ["query", "value"], "gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"]}
 
 
-class SplitClassifier(nn.Module):
-    """A backbone plus a classification head, runnable as any contiguous range of its blocks.
+#: What a model is trained to do: label a sequence, or predict every next token.
+TASKS = ("classification", "causal_lm")
+
+
+class SplitModel(nn.Module):
+    """A backbone plus a head, runnable as any contiguous range of its blocks.
 
     `forward(input_ids=…, start=0, end=cut)` is the device part (embedding + blocks [0, cut));
-    `forward(hidden=h, start=cut)` is the server part (blocks [cut, depth) + final norm + pooling +
-    head). Encoders pool by the attention-mask mean (all-MiniLM-L6-v2 was trained with mean pooling;
-    its pooler never was); decoders read the last real token.
+    `forward(hidden=h, start=cut)` is the server part (blocks [cut, depth) + final norm + head).
+    Classification pools before a fresh head: encoders by the attention-mask mean
+    (all-MiniLM-L6-v2 was trained with mean pooling; its pooler never was), decoders the last real
+    token. Causal LM (`task="causal_lm"`, decoders only) applies the pretrained LM head to every
+    position: logits (B, T, vocab), position t predicting token t + 1.
     """
 
-    def __init__(self, backbone: nn.Module, arch: str, num_labels: int):
+    def __init__(self, backbone: nn.Module, arch: str, num_labels: int, task: str = "classification",
+                 lm_head: nn.Module | None = None):
         super().__init__()
         self.backbone = backbone
         self.arch = arch
+        self.task = task
         self.walk = _WALKS[arch](backbone)
         hidden = backbone.config.hidden_size
-        self.head = nn.Linear(hidden, num_labels)
+        if task == "causal_lm":
+            if not self.walk.causal:
+                raise ModelSourceError(f"task causal_lm needs a decoder (gpt2 or llama architecture), not {arch!r}")
+            # An untied copy of the pretrained output projection: the part holding the top owns it (the
+            # bottom owns the input embedding), so each part's memory counts what it really holds.
+            self.head = nn.Linear(hidden, lm_head.weight.shape[0], bias=False)
+            with torch.no_grad():
+                self.head.weight.copy_(lm_head.weight)
+        else:
+            self.head = nn.Linear(hidden, num_labels)
 
     @property
     def depth(self) -> int:
@@ -261,7 +295,15 @@ class SplitClassifier(nn.Module):
                 hidden = block(hidden, **kwargs)
         if end < self.depth:
             return hidden
-        return self.head(self._pool(self.walk.final(hidden), attention_mask))
+        return self.readout(hidden, attention_mask)
+
+    def readout(self, hidden, attention_mask):
+        """Final norm and head on the last block's output: one row of logits per sequence
+        (classification) or per position (causal LM)."""
+        hidden = self.walk.final(hidden)
+        if self.task == "causal_lm":
+            return self.head(hidden)
+        return self.head(self._pool(hidden, attention_mask))
 
     def _pool(self, hidden, attention_mask):
         mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
@@ -311,22 +353,31 @@ def _is_final_norm(arch: str, name: str) -> bool:
 
 
 def _arch_of(config) -> str:
-    kind = config.model_type
+    kind = _ARCH_ALIASES.get(config.model_type, config.model_type)
     if kind in _WALKS:
         return kind
-    if kind in ("mistral", "qwen2", "smollm"):
-        return "llama"
     raise ModelSourceError(f"model architecture {kind!r} cannot be split; supported: bert, gpt2, llama")
 
 
 def build_classifier(source: str, num_labels: int, *, tiny: TinySize = TinySize(), seed: int = 0,
-                     dropout: float = 0.0) -> SplitClassifier:
-    """Load or build a backbone and put a fresh head on it.
+                     dropout: float = 0.0) -> SplitModel:
+    """Load or build a backbone and put a fresh classification head on it."""
+    return build_model(source, "classification", num_labels, tiny=tiny, seed=seed, dropout=dropout)
+
+
+def build_model(source: str, task: str, num_labels: int = 2, *, tiny: TinySize = TinySize(), seed: int = 0,
+                dropout: float = 0.0) -> SplitModel:
+    """Load or build a backbone with the head `task` needs: a fresh classification head, or the
+    model's own (pretrained, frozen) LM head for causal LM.
 
     Dropout is off by default so a training step draws no hidden randomness: results then depend
     only on the scenario's named RNG streams.
     """
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    if task not in TASKS:
+        raise ModelSourceError(f"model.task={task!r}; allowed: {', '.join(TASKS)}")
+    auto = AutoModelForCausalLM if task == "causal_lm" else AutoModel
 
     torch.manual_seed(seed)
     if source.startswith("tiny-"):
@@ -337,7 +388,7 @@ def build_classifier(source: str, num_labels: int, *, tiny: TinySize = TinySize(
         vocab = AutoTokenizer.from_pretrained(str(tokenizer_path(source))).vocab_size
         config = _tiny_config(source, vocab, tiny)
         _set_dropout(config, dropout)
-        backbone = AutoModel.from_config(config)
+        backbone = auto.from_config(config)
     else:
         folder = model_folder(source)
         if not (folder / "config.json").is_file():
@@ -347,11 +398,16 @@ def build_classifier(source: str, num_labels: int, *, tiny: TinySize = TinySize(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        backbone = AutoModel.from_pretrained(str(folder), config=config)
+        backbone = auto.from_pretrained(str(folder), config=config)
+    lm_head = None
+    if task == "causal_lm":  # keep the decoder body; its output projection becomes the head
+        lm_head, backbone = backbone.get_output_embeddings(), backbone.base_model
     config = backbone.config
     if getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = 0
-    model = SplitClassifier(backbone, _arch_of(config), num_labels)
+    model = SplitModel(backbone, _arch_of(config), num_labels, task, lm_head)
+    if task == "causal_lm":
+        model.head.weight.requires_grad_(False)  # pretrained: LoRA and side networks leave it as it is
     model.eval()  # no dropout, deterministic layer norms; gradients still flow
     return model
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .training import task_loss
+
 #: How a pivot token is read from a sequence (PAE's pivot-token shortcut).
 PIVOTS = ("auto", "first", "last", "mean")
 
@@ -64,24 +66,33 @@ class ParallelAdapter(nn.Module):
 
 
 class SideNetwork(nn.Module):
-    """Parallel adapters over the fed layers' hidden states, a LayerNorm, pooling and a head.
+    """Parallel adapters over the fed layers' hidden states, then a readout.
+
+    Classification: a LayerNorm, pooling and a head of the side's own (all trained). Causal LM
+    (`readout` given): the backbone's own final norm and pretrained LM head, frozen and not part of
+    the side network, applied at every position — with the `up` projections at zero the side model
+    starts as exactly the pretrained LM, and only the adapters learn.
 
     Inputs are per-layer tensors of shape (B, T, H) (whole sequences, pooled at the end with
     `pool(hidden, attention_mask)`) or (B, H) (pivot tokens: nothing to pool)."""
 
     def __init__(self, cfg: SideConfig, hidden: int, num_labels: int, num_layers: int,
-                 pool: Callable | None = None):
+                 pool: Callable | None = None, readout: Callable | None = None):
         super().__init__()
         width = max(1, hidden // cfg.reduction)
         self.adapters = nn.ModuleList(ParallelAdapter(hidden, width) for _ in range(num_layers))
-        self.norm = nn.LayerNorm(hidden)
-        self.head = nn.Linear(hidden, num_labels)
+        self._readout = readout  # a plain callable: the backbone's modules are not registered here
+        if readout is None:
+            self.norm = nn.LayerNorm(hidden)
+            self.head = nn.Linear(hidden, num_labels)
         self._pool = pool
 
     def forward(self, hiddens: list[torch.Tensor], attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         running = torch.zeros_like(hiddens[0])
         for h, adapter in zip(hiddens, self.adapters):
             running = running + adapter(h + running)
+        if self._readout is not None:
+            return self._readout(hiddens[-1] + running)
         out = self.norm(hiddens[-1] + running)
         if out.dim() == 3:
             out = self._pool(out, attention_mask)
@@ -92,13 +103,24 @@ def build_side(learner, cfg: SideConfig, seed: int) -> tuple[SideNetwork, list[i
     """A fresh side network for the learner's model (seeded), and the layers that feed it."""
     model = learner.model
     layers = cfg.feed_layers(model.depth)
+    readout = (lambda h: model.head(model.walk.final(h))) if model.task == "causal_lm" else None
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        side = SideNetwork(cfg, model.hidden_size, model.head.out_features, len(layers), pool=model.pool)
+        side = SideNetwork(cfg, model.hidden_size, model.head.out_features, len(layers), pool=model.pool,
+                           readout=readout)
     finally:
         torch.random.set_rng_state(gen_state)
     return side, layers
+
+
+def readout_bytes(learner) -> int:
+    """Weights a causal-LM side network reads out through (the backbone's final norm and LM head):
+    the server holds them beside the side network; the device has them already."""
+    model = learner.model
+    if model.task != "causal_lm":
+        return 0
+    return learner.weight_bytes(model.depth, model.depth)
 
 
 class SideTrainer:
@@ -116,7 +138,7 @@ class SideTrainer:
 
     def train_step(self, hiddens: list[torch.Tensor], attention_mask, labels: torch.Tensor) -> float:
         """MobiLLM: side forward, cross-entropy on the labels, backward through the side only, update."""
-        loss = F.cross_entropy(self.side([h.detach() for h in hiddens], attention_mask), labels)
+        loss = task_loss(self.side([h.detach() for h in hiddens], attention_mask), labels)
         loss.backward()
         self._apply()
         return loss.item()
@@ -178,7 +200,7 @@ def backbone_pass(learner, batch, layers: list[int], pivot: str | None = None):
     sequences, or one pivot token each when `pivot` is set) and the backbone's own logits."""
     model = learner.model
     outputs = learner.frozen_layer_outputs(batch, list(range(model.depth)))
-    logits = model.head(model.pool(model.walk.final(outputs[-1]), batch.attention_mask))
+    logits = model.readout(outputs[-1], batch.attention_mask)
     hiddens = [outputs[i] for i in layers]
     if pivot is not None:
         hiddens = [pivot_of(h, batch.attention_mask, pivot) for h in hiddens]

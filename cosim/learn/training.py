@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .data import ClientData, TextDataset, batches, encode
-from .models import SplitClassifier
+from .models import SplitModel
 
 State = dict[str, torch.Tensor]
 
@@ -38,6 +38,31 @@ def tensor_bytes(tensors) -> int:
     return int(sum(t.numel() * t.element_size() for t in tensors))
 
 
+#: Target id cross-entropy skips: padding, and the last position of a sequence (nothing follows it).
+IGNORE = -100
+
+
+def next_token_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Causal-LM targets: position t predicts token t + 1 where that token is real, else IGNORE."""
+    targets = torch.full_like(input_ids, IGNORE)
+    targets[:, :-1] = torch.where(attention_mask[:, 1:].bool(), input_ids[:, 1:], IGNORE)
+    return targets
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of class logits (B, C) against labels (B), or of next-token logits (B, T, V)
+    against targets (B, T) averaged over the counted (non-IGNORE) positions."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,
+                           reduction=reduction)
+
+
+def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, float, int]:
+    """(correct predictions, summed loss, counted targets) of one evaluation batch."""
+    counted = labels != IGNORE
+    correct = int(((logits.argmax(-1) == labels) & counted).sum())
+    return correct, task_loss(logits, labels, "sum").item(), int(counted.sum())
+
+
 def optimizer_slots(optimizer: str) -> int:
     """State tensors an optimizer keeps per parameter: AdamW two moments, SGD none."""
     return {"adamw": 2, "sgd": 0}[optimizer]
@@ -46,10 +71,13 @@ def optimizer_slots(optimizer: str) -> int:
 class Learner:
     """The model, tokenizer and data of a run, and the learning steps schemes call."""
 
-    def __init__(self, model: SplitClassifier, tokenizer, max_length: int, train: TextDataset,
+    def __init__(self, model: SplitModel, tokenizer, max_length: int, train: TextDataset,
                  test: TextDataset, clients: dict[str, ClientData], lr: float, optimizer: str,
-                 eval_batch_size: int = 64):
+                 eval_batch_size: int | None = None):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.task = model.task
+        if eval_batch_size is None:  # per-token logits over a 49k vocabulary: 8 rows ≈ 100 MB at T = 64
+            eval_batch_size = 64 if self.task == "classification" else 8
         self.train, self.test, self.clients = train, test, clients
         self.lr, self.optimizer = lr, optimizer
         self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -59,7 +87,11 @@ class Learner:
 
     # --- data ---------------------------------------------------------------------------------
     def _encode(self, texts, labels) -> Batch:
+        """Token ids and mask; the targets are the dataset's labels (classification) or the next
+        token at every position (causal LM: the dataset's labels only steer partitioning)."""
         enc = encode(self.tokenizer, texts, self.max_length)
+        if self.task == "causal_lm":
+            labels = next_token_targets(enc["input_ids"], enc["attention_mask"])
         return Batch(enc["input_ids"], enc["attention_mask"], labels)
 
     def next_batch(self, client: str) -> Batch:
@@ -120,10 +152,8 @@ class Learner:
         correct, loss_sum, n = 0, 0.0, 0
         try:
             for b in self._test_batches:
-                logits = logits_fn(b)
-                loss_sum += F.cross_entropy(logits, b.labels, reduction="sum").item()
-                correct += int((logits.argmax(-1) == b.labels).sum())
-                n += len(b.labels)
+                c, l, k = score(logits_fn(b), b.labels)
+                correct, loss_sum, n = correct + c, loss_sum + l, n + k
             return correct / n, loss_sum / n
         finally:
             self.eval_host_s += time.perf_counter() - t0
@@ -144,7 +174,9 @@ class Learner:
 
     @torch.no_grad()
     def evaluate(self, state: State) -> tuple[float, float]:
-        """(accuracy, mean loss) of the model with `state` on the held-out test split."""
+        """(accuracy, mean loss) of the model with `state` on the held-out test split: per sequence
+        (classification) or per predicted token (causal LM: next-token accuracy, mean token
+        cross-entropy, whose exp is the perplexity)."""
         t0 = time.perf_counter()
         try:
             return self._evaluate(state)
@@ -155,9 +187,8 @@ class Learner:
         correct, loss_sum, n = 0, 0.0, 0
         for b in self._test_batches:
             logits = functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False)
-            loss_sum += F.cross_entropy(logits, b.labels, reduction="sum").item()
-            correct += int((logits.argmax(-1) == b.labels).sum())
-            n += len(b.labels)
+            c, l, k = score(logits, b.labels)
+            correct, loss_sum, n = correct + c, loss_sum + l, n + k
         return correct / n, loss_sum / n
 
 
@@ -192,7 +223,7 @@ class LocalModel:
     def train_step(self, batch: Batch) -> float:
         """One forward/backward/update on the whole model; returns the loss."""
         logits = self._call(batch.input_ids, batch.attention_mask)
-        loss = F.cross_entropy(logits, batch.labels)
+        loss = task_loss(logits, batch.labels)
         loss.backward()
         self._apply()
         return loss.item()
@@ -208,7 +239,7 @@ class LocalModel:
         the gradient of the loss with respect to the received activation."""
         hidden = hidden.detach().requires_grad_(True)
         logits = self._call(hidden=hidden, attention_mask=attention_mask, start=cut)
-        loss = F.cross_entropy(logits, labels)
+        loss = task_loss(logits, labels)
         loss.backward()
         self._apply()
         return loss.item(), hidden.grad
@@ -289,7 +320,7 @@ class LocalModel:
         """Server side over a frozen bottom, fused: forward, backward to the trainable parameters only
         (no gradient at the cut: nobody below needs it), update. Returns the loss."""
         logits = self._call(hidden=hidden.detach(), attention_mask=attention_mask, start=cut)
-        loss = F.cross_entropy(logits, labels)
+        loss = task_loss(logits, labels)
         loss.backward()
         self._apply()
         return loss.item()
@@ -312,7 +343,7 @@ class LocalModel:
         finally:
             for h in handles:
                 h.remove()
-        loss = F.cross_entropy(logits, labels)
+        loss = task_loss(logits, labels)
         names = list(outputs)
         grads = torch.autograd.grad(loss, [outputs[n] for n in names])
         return loss.item(), [(n, inputs[n], g) for n, g in zip(names, grads)]
@@ -363,7 +394,7 @@ def _linear_apply(model: torch.nn.Module, params: State, name: str, x: torch.Ten
 class adapters_disabled:
     """Context: the LoRA adapters of blocks [start, end) are off (peft layers run their base layer)."""
 
-    def __init__(self, model: SplitClassifier, start: int, end: int | None):
+    def __init__(self, model: SplitModel, start: int, end: int | None):
         end = model.depth if end is None else end
         self.layers = [m for b in model.walk.blocks()[start:end] for m in b.modules()
                        if hasattr(m, "_disable_adapters")]
@@ -393,10 +424,10 @@ def mean_or_nan(values) -> float:
 
 
 class _BlockRange(torch.nn.Module):
-    """Blocks [start, end) of a SplitClassifier as a module of their own (the model is a submodule,
+    """Blocks [start, end) of a SplitModel as a module of their own (the model is a submodule,
     not a copy), so `functional_call` can run a middle part with a client's leaf parameters."""
 
-    def __init__(self, model: SplitClassifier):
+    def __init__(self, model: SplitModel):
         super().__init__()
         self.model = model
 
@@ -447,6 +478,6 @@ def logits_loss_grad(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float,
     """Device side of a U-shaped split: cross-entropy of received logits against the device's own
     labels; returns the loss and its gradient w.r.t. the logits (what goes back up, not the labels)."""
     logits = logits.detach().requires_grad_(True)
-    loss = F.cross_entropy(logits, labels)
+    loss = task_loss(logits, labels)
     loss.backward()
     return loss.item(), logits.grad

@@ -8,7 +8,7 @@ before anything runs, with the field's path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,11 @@ class SchemeConfig(Strict):
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lora: LoraConfig | None = Field(default_factory=LoraConfig, description="null = full fine-tuning")
     participants: int | None = Field(None, ge=1, description="devices per round; null = all in coverage")
+
+    #: The model tasks (`model.task`) the scheme can train; a scheme narrows it where its method
+    #: only makes sense for one (checked before the run, with the reason in `task_note`).
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm")
+    task_note: ClassVar[str] = ""
 
     def device_blocks(self, depth: int) -> tuple[int, int]:
         """Blocks [start, end) a device holds and trains (memory check before the run)."""

@@ -20,6 +20,8 @@ the device.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -30,6 +32,8 @@ from .fedavg import fedavg_round
 
 class DFLConfig(SchemeConfig):
     name: str = "dfl"
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    task_note: ClassVar[str] = "its soft targets and agreement weight are per-sample class predictions"
     temperature: float = Field(2.0, gt=0, description="KD temperature T")
     alpha_max: float = Field(0.5, ge=0, le=1, description="largest weight of the KD term; the weight "
                              "used is alpha_max × agreement of the stored soft targets with the labels")

@@ -19,6 +19,10 @@ Modelling choices:
   part (kind "side_network") so it can run backbone + side at inference. Evaluation after each
   round is that inference model: the full-precision backbone plus the side network
   (`side.close_round_with_side`).
+- Causal LM (`model.task: causal_lm`, e.g. SmolLM2 on Shakespeare): the side network reads out
+  through the backbone's own final norm and LM head at every position (frozen; the server holds a
+  copy, the device has its own), so it starts as exactly the pretrained model; the labels sent up
+  are the next-token targets (B, T) int64.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from pydantic import Field
 
 from ..learn.compress import QuantCodec
 from ..learn.protocol import pipelined_producer, serve_queue
-from ..learn.side import SideConfig, SideTrainer, build_side, close_round_with_side
+from ..learn.side import SideConfig, SideTrainer, build_side, close_round_with_side, readout_bytes
 from ..learn.training import lengths_of, mask_from_lengths, tensor_bytes
 from .base import LoraConfig, SchemeConfig, Strict, scheme
 
@@ -70,7 +74,7 @@ def run(sim, cfg: MobiLLMConfig):
     sim.meter.exclude_parameters(side)
     trainer = SideTrainer(side, cfg.lr, cfg.optimizer)
     codec = cfg.codec(sim)
-    server.memory.hold("side_weights", trainer.parameter_bytes())
+    server.memory.hold("side_weights", trainer.parameter_bytes() + readout_bytes(learner))
     server.memory.hold("training_state", trainer.parameter_bytes() * (1 + (2 if cfg.optimizer == "adamw" else 0)))
     served = set()
     for rnd in sim.rounds():

@@ -18,6 +18,8 @@ student's. Energy and delay per round are in the trace as for every scheme.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pydantic import Field
 from torch.func import functional_call
@@ -40,6 +42,8 @@ class StudentConfig(Strict):
 
 class SplitKdConfig(SchemeConfig):
     name: str = "split_kd"
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    task_note: ClassVar[str] = "its student is a fresh classifier distilled on class logits"
     cut_layer: int = Field(2, ge=1, description="the device runs the teacher's embedding + blocks [0, cut_layer)")
     student: StudentConfig = Field(default_factory=StudentConfig)
     temperature: float = Field(2.0, gt=0, description="KD temperature T")

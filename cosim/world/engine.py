@@ -7,6 +7,7 @@ their own modules and are attached to the simulation by `cosim.run` when it buil
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -146,6 +147,8 @@ class Simulation:
         self.trace.record(self.now, self.now, "", "eval", rnd, detail=f"accuracy={accuracy:.4f}")
         losses = list(train_losses)
         loss = sum(losses) / len(losses) if losses else float("nan")
+        if self.learner.task == "causal_lm":  # accuracy is next-token top-1; perplexity = exp(token cross-entropy)
+            extra = {"perplexity": math.exp(eval_loss), **extra}
         return self.end_round(rnd, loss=loss, accuracy=accuracy, eval_loss=eval_loss, **extra)
 
     def end_round(self, rnd: int, loss: float, accuracy: float, **extra) -> RoundRecord:
