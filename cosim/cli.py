@@ -38,6 +38,11 @@ def _cmd_validate(args) -> int:
     sim = build(sc)
     print(f"ok: {sc.name} — scheme {sc.scheme.name}, {len(sim.devices)} devices, {len(sim.edge)} edge, "
           f"model {sc.model.source} ({sim.learner.model.depth} blocks)")
+    if sc.compare:  # every entry's merged scheme block, as `cosim compare` would run it
+        from .compare import entries_of
+
+        labels = [label for label, _ in entries_of(args.scenario, None, _overrides(args.set))]
+        print(f"ok: compare: {', '.join(labels)}")
     return 0
 
 
@@ -55,7 +60,7 @@ def _cmd_compare(args) -> int:
 
     from .compare import SHOWN, compare
 
-    schemes = [n.strip() for n in args.schemes.split(",") if n.strip()]
+    schemes = None if args.schemes is None else [n.strip() for n in args.schemes.split(",") if n.strip()]
     table = compare(args.scenario, schemes, _overrides(args.set), progress=False if args.quiet else None)
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
         print(table[[c for c in SHOWN if c in table.columns]].to_string())
@@ -84,10 +89,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("scenario")
     v.add_argument("--set", action="append", metavar="KEY=VALUE")
     v.set_defaults(fn=_cmd_validate)
-    c = sub.add_parser("compare", help="run one scenario under several schemes and tabulate the results")
+    c = sub.add_parser("compare", help="run one scenario under several schemes (or settings) and tabulate the results",
+                       description="Run the scenario once per entry of its compare: list (scheme names, or "
+                       "{label, scheme: {name, ...}} whose keys go over the base scheme: block) and tabulate.")
     c.add_argument("scenario")
-    c.add_argument("--schemes", required=True, metavar="A,B,C", help="comma-separated scheme names")
-    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field for every scheme")
+    c.add_argument("--schemes", metavar="A,B,C", help="comma-separated labels from the compare: list, or scheme "
+                   "names; default: the whole compare: list")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field for every entry, e.g. scheme.rounds=3 or compare.1.scheme.bits=4")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(fn=_cmd_compare)
     s = sub.add_parser("schemes", help="list the schemes")

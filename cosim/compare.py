@@ -1,21 +1,31 @@
-"""Run one scenario under several schemes and put the results side by side.
+"""Run one scenario under several schemes, or one scheme under several settings, side by side.
 
-`cosim.compare(scenario, schemes=[...], overrides=None)` runs the same world (seed, data partition,
-devices, network) once per scheme, changing only `scheme.name`, and returns one row per scheme;
-it writes `results/<name>/compare-<stamp>/comparison.csv` and `comparison.png` (accuracy over
-simulated time, one line per scheme; peak memory bars).
+`cosim.compare(scenario, schemes=None, overrides=None)` runs the same world (seed, data partition,
+devices, network) once per entry and returns one row per entry. The entries come from the
+scenario's `compare:` list, e.g.
+
+    compare:
+      - mobillm                                                  # label = scheme name
+      - {label: mobillm-4bit, scheme: {name: mobillm, bits: 4}}  # these keys over the base block
+      - {label: ringada-all, scheme: {name: ringada, unfreeze: all}}
+
+so the same scheme can run twice with different knobs, or from `schemes=[...]`: labels from that
+list, or plain scheme names. It writes `results/<name>/compare-<stamp>/comparison.csv` and
+`comparison.png` (accuracy over simulated time, one line per label; peak memory bars).
 """
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from .results import unique_dir
-from .scenario import ScenarioError, apply_overrides, load, read_raw
+from .scenario import CompareEntry, ScenarioError, _problems, _validate_scheme, apply_overrides, load, read_raw
 from .schemes import SCHEMES
 
 #: Columns `cosim compare` prints (the CSV keeps every column).
@@ -23,41 +33,67 @@ SHOWN = ("time_to_target_s", "final_accuracy", "sim_time_s", "device_peak_memory
          "device_flops", "bytes_up", "bytes_down", "energy_j")
 
 
-def compare(scenario, schemes: list[str], overrides: dict[str, Any] | None = None, *,
-            progress: bool | None = None) -> pd.DataFrame:
-    """Run `scenario` (path, dict or Scenario) once per scheme in `schemes`; return the table.
+@dataclass(frozen=True)
+class _Entry:
+    """One run to compare: `keys` (name included) go over the base scheme block."""
+    label: str
+    keys: dict
+    index: int | None  # position in the file's compare: list; None for a plain scheme name
 
-    The table has one row per scheme (index = scheme name) with the columns of `Result.summary`,
+    @property
+    def name(self) -> str:
+        return self.keys["name"]
+
+
+def compare(scenario, schemes: list[str] | None = None, overrides: dict[str, Any] | None = None, *,
+            progress: bool | None = None) -> pd.DataFrame:
+    """Run `scenario` (path, dict or Scenario) once per entry; return the table.
+
+    `schemes=None` runs the scenario's `compare:` list; otherwise each name picks the entry with
+    that label from the list, or, when no entry has that label, the plain scheme of that name.
+
+    The table has one row per entry (index = label) with the columns of `Result.summary`,
     `time_to_target_s` (the first round-end `sim_time_s` at which accuracy ≥
     `stop.target_accuracy`; NaN if no target is set or it was never reached) and `run_dir`.
-    `table.attrs["dir"]` is the folder with comparison.csv and comparison.png.
+    `table.attrs["dir"]` is the folder with comparison.csv (a `label` column first) and comparison.png.
 
-    Scheme-specific settings go in the scenario's `scheme:` block as usual; each scheme gets the
-    keys its own config declares and the others are dropped (e.g. `cut_layer` reaches splitlora
-    but not fedlora). A key that no compared scheme declares is refused as a typo; an unknown
-    scheme name is refused before anything runs (both as ScenarioError).
+    Each entry's scheme block is the base `scheme:` block with the entry's keys on top, less the
+    base keys its scheme does not declare (e.g. `cut_layer` reaches splitlora but not fedlora); an
+    entry's own key its scheme does not declare is refused. A base key that no compared scheme
+    declares is refused as a typo. Every entry is validated before anything runs; all problems
+    come at once as a ScenarioError naming the path (`compare.3.scheme.unfreeze: ...`).
     """
     from .plots import plot_comparison
     from .run import run
 
-    schemes = list(schemes)
-    raw = apply_overrides(_raw(scenario), overrides)
-    scenarios = [load(_for_scheme(raw, name)) for name in _checked(schemes, raw)]
+    labelled = entries_of(scenario, schemes, overrides)
+    labels, scenarios = [label for label, _ in labelled], [sc for _, sc in labelled]
 
     rows, curves = [], {}
-    for name, sc in zip(schemes, scenarios):
+    for label, sc in labelled:
         result = run(sc, progress=progress, plots=False)
         rows.append({**result.summary, "time_to_target_s": _time_to_target(result.rounds, sc.stop.target_accuracy),
                      "run_dir": str(result.dir)})
-        curves[name] = result.rounds
-    table = pd.DataFrame(rows, index=pd.Index(schemes))
+        curves[label] = result.rounds
+    table = pd.DataFrame(rows, index=pd.Index(labels))
 
     first = scenarios[0]
     out = _new_dir(Path(first.outputs.dir) / first.name)
-    table.to_csv(out / "comparison.csv", index=False)
-    plot_comparison(table, curves, out / "comparison.png", title=f"{first.name}: {', '.join(schemes)}")
+    table.to_csv(out / "comparison.csv", index_label="label")
+    # the plot names its bars by the `scheme` column: give it the labels, which tell entries apart
+    plot_comparison(table.assign(scheme=labels), curves, out / "comparison.png",
+                    title=f"{first.name}: {', '.join(labels)}")
     table.attrs["dir"] = out
     return table
+
+
+def entries_of(scenario, schemes: list[str] | None = None,
+               overrides: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+    """The (label, validated Scenario) pairs `compare` would run, checked all at once before any
+    runs (also what `cosim validate` checks for a file with a `compare:` list)."""
+    raw = apply_overrides(_raw(scenario), overrides)
+    entries = _selected(raw, schemes)
+    return list(zip([e.label for e in entries], _loaded(raw, entries)))
 
 
 def _raw(scenario) -> dict:
@@ -67,33 +103,104 @@ def _raw(scenario) -> dict:
     return raw
 
 
-def _checked(schemes: list[str], raw: dict) -> list[str]:
-    problems = []
-    if not schemes:
-        problems.append(f"schemes: none given; allowed: {', '.join(SCHEMES)}")
-    for name in schemes:
-        if name not in SCHEMES:
-            problems.append(f"schemes: unknown scheme (given {name!r}); allowed: {', '.join(SCHEMES)}")
-    if len(set(schemes)) < len(schemes):
-        problems.append(f"schemes: a scheme is named twice (given {schemes!r})")
+def _listed(raw: dict) -> tuple[list[_Entry], list[str]]:
+    """The file's `compare:` list as entries, and the problems with its shape."""
+    listed = raw.get("compare") or []
+    if not isinstance(listed, list):
+        return [], [f"compare: expected a list of scheme names or {{label, scheme}} entries (given {listed!r})"]
+    entries, problems = [], []
+    for i, item in enumerate(listed):
+        if isinstance(item, str) and item not in SCHEMES:
+            problems.append(f"compare.{i}: unknown scheme (given {item!r}); allowed: {', '.join(SCHEMES)}")
+            continue
+        try:
+            e = CompareEntry.model_validate(item)
+        except ValidationError as err:
+            problems += _problems(err, ("compare", i))
+            continue
+        entries.append(_Entry(e.label, dict(e.scheme), i))
+    seen: dict[str, int] = {}
+    for e in entries:
+        if e.label in seen:
+            problems.append(f"compare.{e.index}.label: already used by compare.{seen[e.label]} (given {e.label!r}); "
+                            "labels must be unique")
+        seen.setdefault(e.label, e.index)
+    return entries, problems
+
+
+def _selected(raw: dict, schemes: list[str] | None) -> list[_Entry]:
+    """The entries to run, checked: the file's list, or those `schemes` names; plus the base-key typo check."""
+    listed, problems = _listed(raw)
+    by_label = {e.label: e for e in listed}
+    allowed = f"labels: {', '.join(by_label) or '(no compare: list)'}; schemes: {', '.join(SCHEMES)}"
+    if schemes is None:
+        entries = listed
+        if not entries and not problems:
+            problems.append(f"compare: no entries in the scenario and none given (--schemes); allowed: a list of "
+                            f"scheme names or {{label, scheme: {{name, ...}}}} entries; schemes: {', '.join(SCHEMES)}")
+    else:
+        schemes = list(schemes)
+        entries = []
+        if not schemes:
+            problems.append(f"schemes: none given; allowed: {allowed}")
+        for name in schemes:
+            if name in by_label:
+                entries.append(by_label[name])
+            elif name in SCHEMES:
+                entries.append(_Entry(name, {"name": name}, None))
+            else:
+                problems.append(f"schemes: no such label or scheme (given {name!r}); allowed {allowed}")
+        if len(set(schemes)) < len(schemes):
+            problems.append(f"schemes: a label or scheme is named twice (given {schemes!r})")
     block = raw.get("scheme")
     if not isinstance(block, dict):
         problems.append(f"scheme: expected a mapping (given {block!r})")
-    elif not problems:
-        declared = set().union(*(SCHEMES[n].config.model_fields for n in schemes))
+        raise ScenarioError(problems)
+    shape_ok = not problems
+    for e in entries:
+        problems += [_located(line, e) for line in _validate_scheme(_block(raw, e))[1]]
+    if shape_ok and all(e.name in SCHEMES for e in entries):  # else the declared keys are not all known
+        declared = set().union(*(SCHEMES[e.name].config.model_fields for e in entries))
         for key in block:
             if key not in declared:
                 problems.append(f"scheme.{key}: no compared scheme declares it (given {block[key]!r}); "
                                 f"allowed keys: {', '.join(sorted(declared))}")
     if problems:
         raise ScenarioError(problems)
-    return schemes
+    return entries
 
 
-def _for_scheme(raw: dict, name: str) -> dict:
-    fields = SCHEMES[name].config.model_fields
-    block = {k: v for k, v in raw["scheme"].items() if k in fields}
-    return {**raw, "scheme": {**block, "name": name}}
+def _block(raw: dict, entry: _Entry) -> dict:
+    """The entry's scheme block: base keys its scheme declares, then the entry's own keys."""
+    config = SCHEMES.get(entry.name)
+    fields = config.config.model_fields if config else {}
+    return {**{k: v for k, v in raw["scheme"].items() if k in fields}, **entry.keys}
+
+
+def _loaded(raw: dict, entries: list[_Entry]) -> list:
+    """Each entry's whole scenario, validated (e.g. cut_layer against the model's depth) before any runs."""
+    base = {k: v for k, v in raw.items() if k != "compare"}  # each run folder holds a one-scheme scenario
+    scenarios, problems = [], []
+    for e in entries:
+        try:
+            scenarios.append(load({**base, "scheme": _block(raw, e)}))
+        except ScenarioError as err:
+            problems += [p for p in (_located(line, e) for line in err.problems) if p not in problems]
+    if problems:
+        raise ScenarioError(problems)
+    return scenarios
+
+
+def _located(line: str, entry: _Entry) -> str:
+    """Point a `scheme...` problem at the entry's own key (`compare.3.scheme.bits`) or, for a base
+    key, at the base block with the entry named."""
+    path = line.split(":", 1)[0]
+    if path != "scheme" and not path.startswith("scheme."):
+        return line
+    key = path.split(".")[1] if "." in path else None
+    if entry.index is not None and (key is None or key in entry.keys):
+        return f"compare.{entry.index}.{line}"
+    return f"{line} [in compare entry {entry.label!r}]"
 
 
 def _time_to_target(rounds: pd.DataFrame, target: float | None) -> float:

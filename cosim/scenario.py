@@ -394,6 +394,28 @@ class RuntimeConfig(Strict):
     torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for this run's process")
 
 
+class CompareEntry(Strict):
+    """One run of `cosim compare`: its `scheme` keys go over the base `scheme:` block (cosim.compare).
+
+    A bare scheme name stands for {label: name, scheme: {name: name}}, so one list holds both forms
+    and the same scheme can appear twice under different labels and settings.
+    """
+    label: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="row in the table, line in the plot")
+    scheme: dict[str, Any] = Field(description="`name` plus that scheme's keys, laid over the base scheme block")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, v):
+        return {"label": v, "scheme": {"name": v}} if isinstance(v, str) else v
+
+    @field_validator("scheme")
+    @classmethod
+    def _named(cls, v: dict) -> dict:
+        if not isinstance(v.get("name"), str):
+            raise ValueError(f"needs a scheme name (name: ...); allowed: {', '.join(SCHEMES)}")
+        return v
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
@@ -408,6 +430,8 @@ class Scenario(Strict):
     stop: StopConfig = Field(default_factory=StopConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    compare: list[CompareEntry] = Field([], description="what `cosim compare` runs: scheme names or "
+                                        "{label, scheme: {name, ...}}; `cosim run` ignores it")
 
     def profile(self, name: str) -> DeviceProfile:
         return self.profiles.get(name) or PROFILES[name]
