@@ -142,6 +142,24 @@ def test_quantization_error_is_bounded_by_the_step(bits):
     assert len(pack_codes(codes, bits)) == -(-x.numel() * bits // 8)
 
 
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_per_token_ranges_keep_a_massive_activation_from_flattening_the_other_tokens(bits):
+    """A decoder's hidden state (B, T, H) with one huge value on the first token, as SmolLM2's."""
+    x = torch.randn(2, 6, 16)
+    x[:, 0, 3] = 2.5e4
+    codec = QuantCodec(bits, per_row=True)
+    data = codec.encode({"h": x, "lengths": torch.tensor([6, 4], dtype=torch.int32)})
+    assert len(data) == quantized_payload_bytes([x.shape], bits, [((2,), torch.int32)], per_row=True)
+    assert len(data) - len(QuantCodec(bits).encode({"h": x, "lengths": torch.tensor([6, 4], dtype=torch.int32)})) \
+        == 8 * (2 * 6 - 1)  # one (zero point, step) pair per token instead of per tensor
+    decoded = codec.decode(data, like={"h": x, "lengths": None})["h"]
+    rest = x[:, 1:]
+    step = (rest.amax(-1) - rest.amin(-1)) / ((1 << bits) - 1)
+    assert ((decoded[:, 1:] - rest).abs() <= step.unsqueeze(-1) / 2 * (1 + 1e-5)).all()
+    per_tensor = QuantCodec(bits).decode(QuantCodec(bits).encode([x]), like=[x])[0]
+    assert (per_tensor[:, 1:] - rest).abs().mean() > 4 * (decoded[:, 1:] - rest).abs().mean()
+
+
 @pytest.mark.claims
 @pytest.mark.xfail(strict=True, reason="measured once (scenarios/mobillm_phone.yaml, 3 rounds x 20 batches of 16, "
                    "4-bit): MobiLLM 0.738 vs local_lora 0.794 held-out accuracy, 5.6 points behind")

@@ -52,13 +52,17 @@ class SideTuningConfig(SchemeConfig):
     lora: LoraConfig | None = Field(None, description="unused: the device backbone stays frozen, no LoRA")
     bits: Literal[2, 4, 8] = Field(8, description="bit width of the activations sent up")
     stochastic_rounding: bool = Field(False, description="unbiased stochastic rounding instead of round-to-nearest")
+    quant_scale: Literal["tensor", "token"] = Field(
+        "tensor", description="one min-max range per activation tensor, or per token (8 bytes per token more); "
+                              "decoder LLMs need 'token': their massive activations flatten a per-tensor range")
     side: SideOptions = Field(default_factory=SideOptions)
 
     def device_blocks(self, depth: int) -> tuple[int, int]:
         return 0, depth
 
     def codec(self, sim) -> QuantCodec:
-        return QuantCodec(self.bits, sim.rng("quantization") if self.stochastic_rounding else None)
+        return QuantCodec(self.bits, sim.rng("quantization") if self.stochastic_rounding else None,
+                          per_row=self.quant_scale == "token")
 
 
 class MobiLLMConfig(SideTuningConfig):
