@@ -10,7 +10,7 @@ Modelling choices (stated because time, memory and the model depend on them):
   stream "ring" (`ring_order: seeded`). Device i holds blocks [cuts[i-1], cuts[i]) with their
   adapters: `blocks_per_device` (one count per device) or an even split of the depth (the
   remainder goes to the lowest devices). The first device also holds the embedding, the last the
-  final norm and the classification head. Devices reach each other through their serving access
+  final norm and the head (a classification head, or a causal LM's pretrained LM head). Devices reach each other through their serving access
   point (device → AP → device: the network has no direct device-to-device link). The ring's
   closing edge (last → first) carries nothing here: the first device starts the next batch as
   soon as its pipeline slot frees.
@@ -24,7 +24,8 @@ Modelling choices (stated because time, memory and the model depend on them):
   gradient. Memory of buffers received over the network (`recv:*`) is held per sender name, so
   overlapping micro-batches from the same sender count once there (an undercount).
 - Unfreezing. `unfreeze: {every_rounds: k, start_top: m, add: a}`: in round r the adapters of the
-  top min(depth, m + a·floor((r-1)/k)) blocks train, plus the head (always). `unfreeze: all`:
+  top min(depth, m + a·floor((r-1)/k)) blocks train, plus a classification head (always; a causal
+  LM's pretrained head stays frozen). `unfreeze: all`:
   every adapter from round 1 (the baseline). Frozen adapters stay at their initial values (LoRA's
   B = 0: they add nothing) and their parameters do not require a gradient; backward stops at the
   lowest trainable block (`chain_step(stop=...)`).
@@ -124,7 +125,7 @@ def run(sim, cfg: RingAdaConfig):
     for rnd in sim.rounds():
         stop = lowest_trainable(cfg, depth, rnd)
         for dev, part in zip(ring, parts):
-            for name, p in part.params.items():  # the head (above every block) always trains
+            for name, p in part.params.items():  # a trainable head (above every block) always trains
                 p.requires_grad_(block_of[name] >= stop if name in block_of else True)
             training = [n for n, p in part.params.items() if p.requires_grad]
             dev.memory.hold("training_state", learner.training_state_bytes(training))
