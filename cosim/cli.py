@@ -24,7 +24,9 @@ def _cmd_run(args) -> int:
                  plots=not args.no_plots)
     s = result.summary
     print(f"{s['name']} ({s['scheme']}): {s['rounds']} rounds, simulated {s['sim_time_s']:.1f} s, "
-          f"final accuracy {s['final_accuracy']:.3f}, energy {s['energy_j']:.1f} J "
+          f"final accuracy {s['final_accuracy']:.3f}"
+          + (f", perplexity {s['final_perplexity']:.2f}" if s.get("final_perplexity") is not None else "")
+          + f", energy {s['energy_j']:.1f} J "
           f"[{s['stop_reason']}]")
     print(f"results: {result.dir}")
     return 0

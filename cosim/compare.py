@@ -29,7 +29,7 @@ from .scenario import CompareEntry, ScenarioError, _problems, _validate_scheme, 
 from .schemes import SCHEMES
 
 #: Columns `cosim compare` prints (the CSV keeps every column).
-SHOWN = ("time_to_target_s", "final_accuracy", "sim_time_s", "device_peak_memory_bytes", "server_peak_memory_bytes",
+SHOWN = ("time_to_target_s", "final_accuracy", "final_perplexity", "sim_time_s", "device_peak_memory_bytes", "server_peak_memory_bytes",
          "device_flops", "bytes_up", "bytes_down", "energy_j")
 
 

@@ -169,10 +169,28 @@ def _column(df: pd.DataFrame, name: str, default=np.nan) -> pd.Series:
 # --- accuracy vs simulated time -------------------------------------------------------------
 
 
+def _quality(rounds: pd.DataFrame) -> tuple[pd.Series, str]:
+    """What a round's model is judged by: held-out perplexity for a causal LM (its next-token
+    accuracy says little), else held-out accuracy in %."""
+    ppl = _column(rounds, "perplexity")
+    if ppl.notna().any():
+        return ppl, "perplexity (held-out)"
+    return _column(rounds, "accuracy") * 100.0, "accuracy (%)"
+
+
+def _quality_axis(ax, label: str, values) -> None:
+    ax.set_ylabel(label)
+    if label.startswith("accuracy"):
+        ax.set_ylim(0, 100)
+    elif _use_log(np.asarray(values, dtype=float)):
+        _log_axis(ax)
+
+
 def plot_delay_accuracy(rounds: pd.DataFrame, path, title=None) -> Path:
-    """Held-out accuracy (%) against simulated time, training loss on a twin axis."""
+    """Held-out accuracy (%), or perplexity for a causal LM, against simulated time, training loss
+    on a twin axis."""
     t_s = _column(rounds, "sim_time_s")
-    acc = _column(rounds, "accuracy")
+    acc, quality = _quality(rounds)
     loss = _column(rounds, "loss")
     div, unit = _time_unit(np.nanmax(t_s.to_numpy()) if t_s.notna().any() else 0.0)
 
@@ -181,12 +199,12 @@ def plot_delay_accuracy(rounds: pd.DataFrame, path, title=None) -> Path:
     handles = []
     ok = acc.notna() & t_s.notna()
     if ok.any():
-        (h,) = ax.plot(t_s[ok] / div, acc[ok] * 100.0, "o-", color=COLORS["compute"], ms=4,
-                       label="accuracy (held-out)")
+        (h,) = ax.plot(t_s[ok] / div, acc[ok], "o-", color=COLORS["compute"], ms=4,
+                       label=quality.split(" (")[0] + " (held-out)")
         handles.append(h)
     ax.set_xlabel(f"simulated time ({unit})")
-    ax.set_ylabel("accuracy (%)", color=COLORS["compute"])
-    ax.set_ylim(0, 100)
+    _quality_axis(ax, quality, acc[ok])
+    ax.yaxis.label.set_color(COLORS["compute"])
     ax.grid(True, alpha=0.3)
 
     ok = loss.notna() & t_s.notna()
@@ -201,7 +219,7 @@ def plot_delay_accuracy(rounds: pd.DataFrame, path, title=None) -> Path:
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9,
                    frameon=False)
     ax.set_xlim(left=min(0.0, float(np.nanmin(t_s / div)) if t_s.notna().any() else 0.0))
-    ax.set_title(title or "Accuracy over simulated time")
+    ax.set_title(title or f"{quality.split(' (')[0].capitalize()} over simulated time")
     return _save(fig, path)
 
 
@@ -467,26 +485,28 @@ def plot_energy(nodes: pd.DataFrame, path, title=None) -> Path:
 
 def plot_comparison(table: pd.DataFrame, curves: dict[str, pd.DataFrame], path,
                     title=None) -> Path:
-    """Left: accuracy over simulated time, one line per scheme. Right: peak memory per scheme."""
+    """Left: accuracy (perplexity for a causal LM) over simulated time, one line per scheme.
+    Right: peak memory per scheme."""
     fig = _new_figure(FIG_WIDTH_IN * 1.2, 4.5)
     ax_acc, ax_mem = fig.subplots(1, 2, width_ratios=[3, 2])
 
     t_max = max((np.nanmax(_column(c, "sim_time_s").to_numpy(), initial=0.0)
                  for c in curves.values() if len(c)), default=0.0)
     div, unit = _time_unit(t_max)
+    quality, shown = "accuracy (%)", []
     for i, (scheme, c) in enumerate(curves.items()):
-        t, acc = _column(c, "sim_time_s"), _column(c, "accuracy")
+        t, (acc, quality) = _column(c, "sim_time_s"), _quality(c)
         ok = t.notna() & acc.notna()
-        ax_acc.plot(t[ok] / div, acc[ok] * 100.0, "o-", ms=3, lw=1.5, label=str(scheme),
+        shown += acc[ok].tolist()
+        ax_acc.plot(t[ok] / div, acc[ok], "o-", ms=3, lw=1.5, label=str(scheme),
                     color=SERIES_COLORS[i % len(SERIES_COLORS)])
     ax_acc.set_xlabel(f"simulated time ({unit})")
-    ax_acc.set_ylabel("accuracy (%)")
-    ax_acc.set_ylim(0, 100)
+    _quality_axis(ax_acc, quality, shown)
     ax_acc.set_xlim(left=0)
     ax_acc.grid(True, alpha=0.3)
     if curves:
-        ax_acc.legend(fontsize=8, loc="lower right")
-    ax_acc.set_title("Accuracy over simulated time", fontsize=10)
+        ax_acc.legend(fontsize=8, loc="lower right" if quality.startswith("accuracy") else "upper right")
+    ax_acc.set_title(f"{quality.split(' (')[0].capitalize()} over simulated time", fontsize=10)
 
     schemes = table["scheme"].astype(str).tolist() if "scheme" in table.columns else []
     cols = [(c, lab) for c, lab in [("device_peak_memory_bytes", "device"),

@@ -138,6 +138,7 @@ def summarize(sim: Simulation, nodes: pd.DataFrame, scheme: str, name: str, wall
         "server_peak_memory_bytes": int(servers.peak_memory_bytes.max()) if len(servers) else 0,
         "stop_reason": sim.stop_reason,
         "wall_time_s": wall_s,
+        **({"final_perplexity": num(last.extra["perplexity"])} if last and "perplexity" in last.extra else {}),
     }
 
 

@@ -234,7 +234,8 @@ def _progress(sc: Scenario, show: bool):
             return
         if rec.round > 0:
             bar.update(1)
-        bar.set_postfix_str(f"round {rec.round} · t_sim {rec.sim_time_s:,.1f} s · acc {rec.accuracy:.3f}")
+        ppl = f" · ppl {rec.extra['perplexity']:.1f}" if "perplexity" in rec.extra else ""
+        bar.set_postfix_str(f"round {rec.round} · t_sim {rec.sim_time_s:,.1f} s · acc {rec.accuracy:.3f}{ppl}")
 
     return update
 

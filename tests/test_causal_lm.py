@@ -102,3 +102,11 @@ def test_impossible_tasks_are_refused_naming_the_field(tmp_path, capsys):
     assert main(["validate", str(path)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "model.task" in err and "causal_lm" in err and "Traceback" not in err
+
+
+def test_summary_and_plots_speak_perplexity_for_a_causal_lm(tmp_path):
+    raw = _lm(tmp_path, {"name": "local_lora"}, rounds=1)
+    raw["outputs"]["plots"] = ["delay_accuracy"]
+    r = cosim.run(raw, progress=False)
+    assert r.summary["final_perplexity"] == pytest.approx(r.rounds.perplexity.iloc[-1])
+    assert (r.dir / "delay_accuracy.png").stat().st_size > 10_000
