@@ -160,7 +160,9 @@ def _selected(raw: dict, schemes: list[str] | None) -> list[_Entry]:
     for e in entries:
         problems += [_located(line, e) for line in _validate_scheme(_block(raw, e))[1]]
     if shape_ok and all(e.name in SCHEMES for e in entries):  # else the declared keys are not all known
-        declared = set().union(*(SCHEMES[e.name].config.model_fields for e in entries))
+        # a typo is a key that neither the base block's scheme nor any entry (listed or picked) declares
+        named = {e.name for e in entries + listed} | ({block["name"]} & set(SCHEMES) if "name" in block else set())
+        declared = set().union(*(SCHEMES[n].config.model_fields for n in named))
         for key in block:
             if key not in declared:
                 problems.append(f"scheme.{key}: no compared scheme declares it (given {block[key]!r}); "

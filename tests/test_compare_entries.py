@@ -110,3 +110,14 @@ def test_validate_checks_every_compare_entry(tmp_path, capsys):
     path.write_text(yaml.safe_dump(raw))
     assert main(["validate", str(path)]) == 0
     assert "compare: splitlora, deep" in capsys.readouterr().out
+
+
+def test_picking_one_entry_keeps_the_base_keys_other_entries_declare(tiny):
+    """compare_side-style: the base block holds ringada's knobs; running only a side-tuner is no typo."""
+    tiny["scheme"] = {**tiny["scheme"], "name": "splitlora", "cut_layer": 1}
+    tiny["compare"] = ["fedlora", "splitlora"]
+    table = cosim.compare(tiny, ["fedlora"])
+    assert list(table.index) == ["fedlora"]
+    tiny["scheme"]["cut_layr"] = 2
+    with pytest.raises(cosim.ScenarioError, match="scheme.cut_layr: no compared scheme declares it"):
+        cosim.compare(tiny, ["fedlora"])
