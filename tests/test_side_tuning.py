@@ -160,6 +160,19 @@ def test_per_token_ranges_keep_a_massive_activation_from_flattening_the_other_to
     assert (per_tensor[:, 1:] - rest).abs().mean() > 4 * (decoded[:, 1:] - rest).abs().mean()
 
 
+def test_normalized_adapter_ignores_the_scale_of_the_backbone_activations():
+    from cosim.learn.side import ParallelAdapter
+
+    torch.manual_seed(0)
+    plain, normalized = ParallelAdapter(16, 4), ParallelAdapter(16, 4, normalize=True)
+    normalized.load_state_dict(plain.state_dict())
+    for adapter in (plain, normalized):
+        torch.nn.init.normal_(adapter.up.weight)  # a trained adapter (up starts at zero)
+    x = torch.randn(3, 5, 16)
+    assert torch.allclose(normalized(1e4 * x), normalized(x), atol=1e-4)
+    assert not torch.allclose(plain(1e4 * x), plain(x), atol=1.0)
+
+
 @pytest.mark.claims
 @pytest.mark.xfail(strict=True, reason="measured once (scenarios/mobillm_phone.yaml, 3 rounds x 20 batches of 16, "
                    "4-bit): MobiLLM 0.738 vs local_lora 0.794 held-out accuracy, 5.6 points behind")

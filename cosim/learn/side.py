@@ -43,6 +43,7 @@ class SideConfig:
 
     reduction: int = 8
     layers: tuple[int, ...] | None = None
+    normalize: bool = False
 
     def feed_layers(self, depth: int) -> list[int]:
         layers = list(range(depth)) if self.layers is None else sorted(set(self.layers))
@@ -52,16 +53,23 @@ class SideConfig:
 
 
 class ParallelAdapter(nn.Module):
-    """down-project → GELU → up-project (zero-initialised up, so it starts as the identity path)."""
+    """down-project → GELU → up-project (zero-initialised up, so it starts as the identity path).
 
-    def __init__(self, hidden: int, width: int):
+    `normalize`: the input is first scaled to unit RMS per token (a parameter-free RMSNorm, Zhang &
+    Sennrich 2019), so the adapter's output scale does not follow the backbone's activation scale
+    (decoder LLMs carry values of 10^4 in a few channels)."""
+
+    def __init__(self, hidden: int, width: int, normalize: bool = False):
         super().__init__()
         self.down = nn.Linear(hidden, width)
         self.up = nn.Linear(width, hidden)
+        self.normalize = normalize
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
     def forward(self, x):
+        if self.normalize:
+            x = F.rms_norm(x, (x.shape[-1],))
         return self.up(F.gelu(self.down(x)))
 
 
@@ -80,7 +88,7 @@ class SideNetwork(nn.Module):
                  pool: Callable | None = None, readout: Callable | None = None):
         super().__init__()
         width = max(1, hidden // cfg.reduction)
-        self.adapters = nn.ModuleList(ParallelAdapter(hidden, width) for _ in range(num_layers))
+        self.adapters = nn.ModuleList(ParallelAdapter(hidden, width, cfg.normalize) for _ in range(num_layers))
         self._readout = readout  # a plain callable: the backbone's modules are not registered here
         if readout is None:
             self.norm = nn.LayerNorm(hidden)

@@ -40,10 +40,11 @@ from .base import LoraConfig, SchemeConfig, Strict, scheme
 
 class SideOptions(Strict):
     reduction: int = Field(8, ge=1, description="adapter width = hidden // reduction")
+    normalize: bool = Field(False, description="scale each adapter's input to unit RMS per token")
     layers: list[int] | None = Field(None, description="backbone blocks (0-based) feeding the side network; null = all")
 
     def config(self) -> SideConfig:
-        return SideConfig(self.reduction, None if self.layers is None else tuple(self.layers))
+        return SideConfig(self.reduction, None if self.layers is None else tuple(self.layers), self.normalize)
 
 
 class SideTuningConfig(SchemeConfig):
