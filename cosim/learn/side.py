@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .training import task_loss
+from .training import optimizer_slots, task_loss
 
 #: How a pivot token is read from a sequence (PAE's pivot-token shortcut).
 PIVOTS = ("auto", "first", "last", "mean")
@@ -120,6 +120,18 @@ def build_side(learner, cfg: SideConfig, seed: int) -> tuple[SideNetwork, list[i
     finally:
         torch.random.set_rng_state(gen_state)
     return side, layers
+
+
+def server_side_network(sim, server, cfg: SideConfig, lr: float, optimizer: str) -> tuple[SideTrainer, list[int]]:
+    """The side network a server trains (seeded from the stream "side/init"), kept out of the
+    learner's FLOP bookkeeping of the backbone, with its weights (plus a causal LM's readout) and
+    training state on the server's ledger; and the backbone layers that feed it."""
+    side, layers = build_side(sim.learner, cfg, seed=int(sim.rng("side/init").integers(2**31)))
+    sim.meter.exclude_parameters(side)
+    trainer = SideTrainer(side, lr, optimizer)
+    server.memory.hold("side_weights", trainer.parameter_bytes() + readout_bytes(sim.learner))
+    server.memory.hold("training_state", trainer.parameter_bytes() * (1 + optimizer_slots(optimizer)))
+    return trainer, layers
 
 
 def readout_bytes(learner) -> int:

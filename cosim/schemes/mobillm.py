@@ -33,7 +33,7 @@ from pydantic import Field
 
 from ..learn.compress import QuantCodec
 from ..learn.protocol import pipelined_producer, serve_queue
-from ..learn.side import SideConfig, SideTrainer, build_side, close_round_with_side, readout_bytes
+from ..learn.side import SideConfig, SideTrainer, close_round_with_side, server_side_network
 from ..learn.training import lengths_of, mask_from_lengths, tensor_bytes
 from .base import LoraConfig, SchemeConfig, Strict, scheme
 
@@ -75,12 +75,8 @@ class MobiLLMConfig(SideTuningConfig):
         summary="MobiLLM: forward-only frozen device, quantized per-layer activations up, server-side parallel adapters")
 def run(sim, cfg: MobiLLMConfig):
     learner, server = sim.learner, sim.edge[0]
-    side, layers = build_side(learner, cfg.side.config(), seed=int(sim.rng("side/init").integers(2**31)))
-    sim.meter.exclude_parameters(side)
-    trainer = SideTrainer(side, cfg.lr, cfg.optimizer)
-    codec = cfg.codec(sim)
-    server.memory.hold("side_weights", trainer.parameter_bytes() + readout_bytes(learner))
-    server.memory.hold("training_state", trainer.parameter_bytes() * (1 + (2 if cfg.optimizer == "adamw" else 0)))
+    trainer, layers = server_side_network(sim, server, cfg.side.config(), cfg.lr, cfg.optimizer)
+    side, codec = trainer.side, cfg.codec(sim)
     served = set()
     for rnd in sim.rounds():
         devices = sim.select(cfg.participants)

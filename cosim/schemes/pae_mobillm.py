@@ -40,8 +40,8 @@ import torch
 from pydantic import Field
 
 from ..learn.compress import quantized_tensor_bytes
-from ..learn.side import (SideTrainer, backbone_pass, build_side, close_round_with_side, prediction_difference,
-                          resolve_pivot)
+from ..learn.side import (SideTrainer, backbone_pass, close_round_with_side, prediction_difference,
+                          resolve_pivot, server_side_network)
 from ..learn.training import Batch
 from .base import scheme
 from .mobillm import SideTuningConfig, deliver_side
@@ -60,12 +60,8 @@ class PaeMobiLLMConfig(SideTuningConfig):
         summary="PAE MobiLLM: additive side-tuning, pivot tokens, server activation cache, label-free server")
 def run(sim, cfg: PaeMobiLLMConfig):
     learner, server = sim.learner, sim.edge[0]
-    side, layers = build_side(learner, cfg.side.config(), seed=int(sim.rng("side/init").integers(2**31)))
-    sim.meter.exclude_parameters(side)
-    trainer = SideTrainer(side, cfg.lr, cfg.optimizer)
-    pivot = resolve_pivot(learner.model, cfg.pivot)
-    server.memory.hold("side_weights", trainer.parameter_bytes())
-    server.memory.hold("training_state", trainer.parameter_bytes() * (1 + (2 if cfg.optimizer == "adamw" else 0)))
+    trainer, layers = server_side_network(sim, server, cfg.side.config(), cfg.lr, cfg.optimizer)
+    side, pivot = trainer.side, resolve_pivot(learner.model, cfg.pivot)
     caches = {dev.name: ({}, {}) for dev in sim.devices}  # (server: key -> pivots, device: key -> logits)
     served = set()
     for rnd in sim.rounds():
