@@ -18,5 +18,6 @@ from .run import build, run  # noqa: E402
 from .scenario import Scenario, ScenarioError, load  # noqa: E402
 from .schemes import SCHEMES  # noqa: E402
 from .compare import compare  # noqa: E402
+from .sweep import sweep  # noqa: E402
 
-__all__ = ["SCHEMES", "Result", "Scenario", "ScenarioError", "build", "compare", "load", "load_run", "run"]
+__all__ = ["SCHEMES", "Result", "Scenario", "ScenarioError", "build", "compare", "load", "load_run", "run", "sweep"]

@@ -1,4 +1,4 @@
-"""`cosim run | compare | validate | schemes | plot`: the command line over `cosim.run` and friends.
+"""`cosim run | sweep | compare | validate | schemes | plot`: the command line over `cosim.run` and friends.
 
 Bad input (a scenario problem, a bad --set) exits with code 2 and one line per problem, no
 traceback.
@@ -45,6 +45,11 @@ def _cmd_validate(args) -> int:
 
         labels = [label for label, _ in entries_of(args.scenario, None, _overrides(args.set))]
         print(f"ok: compare: {', '.join(labels)}")
+    if sc.sweep.grid:  # every point of the grid, as `cosim sweep` would run it
+        from .sweep import points_of
+
+        keys, points, _ = points_of(args.scenario, None, _overrides(args.set))
+        print(f"ok: sweep: {len(points)} points over {', '.join(keys)}")
     return 0
 
 
@@ -66,6 +71,27 @@ def _cmd_compare(args) -> int:
     table = compare(args.scenario, schemes, _overrides(args.set), progress=False if args.quiet else None)
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
         print(table[[c for c in SHOWN if c in table.columns]].to_string())
+    print(f"results: {table.attrs['dir']}")
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    import pandas as pd
+
+    from .sweep import SHOWN, SweepError, parse_grid, sweep
+
+    grid = dict(parse_grid(g) for g in args.grid or [])
+    try:
+        table = sweep(args.scenario, grid or None, _overrides(args.set), backend=args.backend, workers=args.workers,
+                      address=args.address, progress=False if args.quiet else None)
+    except SweepError as err:  # some runs failed: the others are in the folder
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        print(f"results: {err.dir} ({len(err.table)} runs finished)")
+        return EXIT_BAD_INPUT if err.bad_input else 1
+    keys = table.attrs["keys"]
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
+        print(table[keys + [c for c in SHOWN if c in table.columns]].to_string())
     print(f"results: {table.attrs['dir']}")
     return 0
 
@@ -101,6 +127,21 @@ def parser() -> argparse.ArgumentParser:
                    help="override a field for every entry, e.g. scheme.rounds=3 or compare.1.scheme.bits=4")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(fn=_cmd_compare)
+    w = sub.add_parser("sweep", help="run a scenario once per point of a grid of settings and tabulate the results",
+                       description="Run the scenario once per point of the cartesian product of its sweep: {grid: "
+                       "{KEY: [values]}} and any --grid, each run in a process of its own, and tabulate.")
+    w.add_argument("scenario")
+    w.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="sweep a field over these values (read as "
+                   "YAML, like --set), e.g. network.medium.bandwidth_hz=5e6,20e6; over the file's grid")
+    w.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field for every point")
+    w.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local processes (default) or Ray (pip install 'cosim[ray]')")
+    w.add_argument("--workers", type=int, metavar="N", help="processes, or Ray tasks in flight; default "
+                   "min(points, CPUs)")
+    w.add_argument("--address", metavar="ADDR", help="a running Ray cluster (--backend ray); default: start a "
+                   "local Ray for this sweep")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.set_defaults(fn=_cmd_sweep)
     s = sub.add_parser("schemes", help="list the schemes")
     s.set_defaults(fn=_cmd_schemes)
     pl = sub.add_parser("plot", help="redraw the plots of a run folder")

@@ -416,6 +416,21 @@ class CompareEntry(Strict):
         return v
 
 
+class SweepConfig(Strict):
+    """What `cosim sweep` runs: one ordinary run per point of the cartesian product of `grid`
+    (cosim.sweep). Keys are dotted scenario paths; each point is validated before any run."""
+    grid: dict[str, list[Any]] = Field({}, description="dotted scenario path -> values, e.g. "
+                                       "{network.medium.bandwidth_hz: [5e6, 20e6], seed: [1, 2, 3]}")
+
+    @field_validator("grid")
+    @classmethod
+    def _values_given(cls, v: dict) -> dict:
+        empty = [key for key, values in v.items() if not values]
+        if empty:
+            raise ValueError(f"needs at least one value per key (none given for {', '.join(empty)})")
+        return v
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
@@ -432,6 +447,8 @@ class Scenario(Strict):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     compare: list[CompareEntry] = Field([], description="what `cosim compare` runs: scheme names or "
                                         "{label, scheme: {name, ...}}; `cosim run` ignores it")
+    sweep: SweepConfig = Field(default_factory=SweepConfig, description="what `cosim sweep` runs: a grid of "
+                               "dotted keys and values; `cosim run` ignores it")
 
     def profile(self, name: str) -> DeviceProfile:
         return self.profiles.get(name) or PROFILES[name]

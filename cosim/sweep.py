@@ -1,0 +1,490 @@
+"""What-if grids: one ordinary run per point of a cartesian product of scenario settings.
+
+`cosim.sweep(scenario, grid=None, overrides=None, backend="local")` runs the scenario once per
+point of its `sweep:` grid (a given `grid` merged over it), e.g.
+
+    sweep:
+      grid:
+        network.medium.bandwidth_hz: [5e6, 20e6, 100e6]
+        scheme.cut_layer: [1, 3]
+        seed: [1, 2]
+
+runs 3 x 2 x 2 = 12 runs, the first key varying slowest. Every point is validated before any run.
+Each point is one `cosim.run` in a process of its own (DESIGN.md §7: a single run is one process):
+backend "local" is a spawn-context process pool on this machine, backend "ray" one Ray task per
+point, on a local Ray or on a cluster (`address=`). Nothing here schedules beyond that.
+
+It writes `results/<name>/sweep-<stamp>/sweep.csv` (a row appended as each run finishes, so a killed
+sweep keeps its finished rows; rewritten in grid order at the end) and `sweep.png`.
+A script that calls `sweep` needs the usual `if __name__ == "__main__":` guard: spawned workers
+import the caller's main module.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from .results import unique_dir
+from .scenario import ScenarioError, SweepConfig, _problems, apply_overrides, read_raw, validate
+
+BACKENDS = ("local", "ray")
+#: Columns `cosim sweep` prints after the swept keys (the CSV keeps every column).
+SHOWN = ("final_accuracy", "final_perplexity", "sim_time_s", "device_peak_memory_bytes", "bytes_up", "energy_j",
+         "wall_time_s")
+#: AF_UNIX socket paths hold at most 107 bytes on Linux (103 on macOS); Ray puts its sockets at
+#: <temp_dir>/session_<YYYY-mm-dd_HH-MM-SS_ffffff>_<pid>/sockets/plasma_store.
+_RAY_SOCKET_TAIL = "/session_2000-01-01_00-00-00_000000_4194304/sockets/plasma_store"
+_SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
+
+
+class SweepError(RuntimeError):
+    """Some points failed at run time; the others finished: `table` (also in `dir`/sweep.csv).
+    `bad_input`: every failure was a problem with the scenario that only the run could find (e.g.
+    a device without the memory for its part of the model), not a crash."""
+
+    def __init__(self, problems: list[str], table: pd.DataFrame, bad_input: bool):
+        self.problems, self.table, self.dir, self.bad_input = problems, table, table.attrs["dir"], bad_input
+        super().__init__("\n".join(problems))
+
+
+def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, Any] | None = None, *,
+          backend: str = "local", workers: int | None = None, address: str | None = None,
+          progress: bool | None = None) -> pd.DataFrame:
+    """Run `scenario` (path, dict or Scenario) once per grid point; return one row per point.
+
+    `grid` (dotted key -> values) goes over the file's `sweep.grid` key by key; `overrides` apply to
+    every point, under the grid. The table, in grid order (index `point`), has the swept keys as
+    columns (values as the validated scenario holds them: `5e6` -> 5000000.0), then the columns of
+    `Result.summary`, then `run_dir`; `table.attrs["dir"]` is the sweep folder, `attrs["keys"]` the
+    swept keys.
+
+    `workers`: processes (local) or tasks in flight (ray); default min(points, CPUs here), or all
+    points on a cluster. `address`: a running Ray cluster (backend "ray"); without it a local Ray
+    is started (ports on 127.0.0.1, no dashboard) and shut down afterwards.
+    A point that fails at run time does not stop the others: they finish, then SweepError carries
+    the failures and the finished rows. Bad input found before any run is a ScenarioError.
+    """
+    keys, points, scenarios = points_of(scenario, grid, overrides)
+    if backend not in BACKENDS:
+        raise ScenarioError([f"backend: unknown (given {backend!r}); allowed: {', '.join(BACKENDS)}"])
+    workers = _workers(workers, len(points), cluster=backend == "ray" and bool(address))
+    if backend == "ray":
+        _import_ray(local=not address)  # refuse before anything is created when Ray is missing
+    first = scenarios[0]
+    out = unique_dir(Path(first.outputs.dir) / first.name, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    show = first.outputs.progress if progress is None else progress
+
+    raws = [sc.model_dump(mode="json") for sc in scenarios]  # what each worker runs: the validated point
+    values = [{k: _resolved(raw, k, point[k]) for k in keys} for point, raw in zip(points, raws)]
+    csv = _Appender(out / "sweep.csv")
+    rows: dict[int, dict] = {}
+    failures: list[tuple[int, str, list[str]]] = []
+    bar = _bar(len(points), first.name, show)
+
+    def finished(i: int, outcome: tuple) -> None:
+        status, *rest = outcome
+        if status == "ok":
+            summary, run_dir = rest
+            rows[i] = {**values[i], **{k: v for k, v in summary.items() if k not in keys}, "run_dir": run_dir}
+            csv.append(i, rows[i])
+        else:
+            failures.append((i, status, rest[0]))
+        bar(_label(values[i]))
+
+    try:
+        if backend == "local":
+            _run_local(raws, workers, finished)
+        else:
+            _run_ray(raws, workers, address, out, finished)
+    except ScenarioError:  # no cluster at that address: nothing ran, leave no folder
+        if not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finally:
+        bar(None)
+
+    table = pd.DataFrame([rows[i] for i in sorted(rows)], index=pd.Index(sorted(rows), name="point"))
+    if rows:
+        table.to_csv(out / "sweep.csv", index_label="point")
+        plot_sweep(table, keys, out / "sweep.png", title=f"{first.name}: sweep of {len(points)} runs")
+    table.attrs["dir"], table.attrs["keys"] = out, keys
+    if failures:
+        lines = [f"sweep point {i} ({_label(values[i])}): {line}" for i, _, msg in sorted(failures) for line in msg]
+        raise SweepError(lines, table, bad_input=all(status == "bad" for _, status, _ in failures))
+    return table
+
+
+# --- the grid -------------------------------------------------------------------------------------
+
+def points_of(scenario, grid: dict[str, list] | None = None,
+              overrides: dict[str, Any] | None = None) -> tuple[list[str], list[dict], list]:
+    """The swept keys, the points (key -> value as given) in grid order and each point's validated
+    Scenario, all checked before any run; every problem at once as one ScenarioError."""
+    raw = read_raw(scenario)
+    if not isinstance(raw, dict):
+        raise ScenarioError([f"(scenario): expected a mapping of fields, got {type(raw).__name__}"])
+    raw = apply_overrides(raw, overrides)
+    try:
+        in_file = SweepConfig.model_validate(raw.get("sweep") or {}).grid
+    except ValidationError as err:
+        raise ScenarioError(_problems(err, ("sweep",))) from None
+    try:
+        merged = SweepConfig.model_validate({"grid": {**in_file, **(grid or {})}}).grid
+    except ValidationError as err:
+        raise ScenarioError([p.replace("sweep.grid", "grid", 1) for p in _problems(err, ("sweep",))]) from None
+    if not merged:
+        raise ScenarioError(["sweep.grid: no points (given an empty grid); allowed: a sweep: {grid: {<dotted key>: "
+                             "[values, ...]}} block in the scenario, or --grid KEY=V1,V2"])
+    keys = list(merged)
+    overlapping = [f"sweep.grid.{b}: lies inside sweep.grid.{a} (given both); allowed: one of them"
+                   for a in keys for b in keys if b.startswith(a + ".")]
+    if overlapping:
+        raise ScenarioError(overlapping)
+    base = {k: v for k, v in raw.items() if k != "sweep"}  # each run folder holds a one-point scenario
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(merged[k] for k in keys))]
+    return keys, points, _loaded(base, keys, points)
+
+
+def _loaded(base: dict, keys: list[str], points: list[dict]) -> list:
+    """Each point's scenario, validated. A problem that every point with a key's value has is named by
+    that key and value (`sweep.grid.scheme.cut_layer=9: scheme.cut_layer: ...`); one every point has
+    is named once, as it is; any other by its point (`sweep point (model.source='tiny-bert',
+    scheme.cut_layer=5): ...`)."""
+    def owner(line: str) -> str | None:
+        path = line.split(":", 1)[0]
+        return next((k for k in keys if path == k or path.startswith(k + ".") or k.startswith(path + ".")), None)
+
+    scenarios, failed = [], {}
+    for i, point in enumerate(points):
+        raw, lines = base, []
+        for key, value in point.items():  # one key at a time: a bad list index does not hide the others
+            try:
+                raw = apply_overrides(raw, {key: value})
+            except ScenarioError as err:
+                lines += err.problems
+        try:
+            scenarios.append(validate(raw))
+        except ScenarioError as err:
+            lines += err.problems
+        if lines:
+            failed[i] = lines
+    if not failed:
+        return scenarios
+
+    def tag(point: dict, line: str) -> tuple:
+        key = owner(line)
+        return (line, key, repr(point[key]) if key else None)
+
+    with_value = Counter((k, repr(v)) for point in points for k, v in point.items())
+    seen = Counter(tag(points[i], line) for i, lines in failed.items() for line in dict.fromkeys(lines))
+    problems: list[str] = []
+    for i, lines in failed.items():
+        for line in lines:
+            t = tag(points[i], line)
+            key = t[1]
+            if key is not None and seen[t] == with_value[(key, t[2])]:
+                text = f"sweep.grid.{key}={points[i][key]!r}: {line}"
+            elif key is None and seen[t] == len(points):
+                text = line
+            else:
+                text = f"sweep point ({_label(points[i], repr)}): {line}"
+            if text not in problems:
+                problems.append(text)
+    raise ScenarioError(problems)
+
+
+def parse_grid(text: str) -> tuple[str, list]:
+    """`key.path=V1,V2` from the command line; each value is read as YAML, like --set values
+    (`seed=1,2,3`, `scheme.name=fedavg,splitlora`, `devices.1.mobility.speed_mps=[5,10],[20,30]`)."""
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip():
+        raise ScenarioError([f"--grid {text!r}: expected key.path=V1,V2,..."])
+    try:
+        parsed = yaml.safe_load(f"[{values}]")
+    except yaml.YAMLError as err:
+        raise ScenarioError([f"--grid {text!r}: the values are not comma-separated YAML values ({err})"]) from None
+    if not parsed:
+        raise ScenarioError([f"--grid {text!r}: no values given; expected key.path=V1,V2,..."])
+    return key.strip(), parsed
+
+
+def _resolved(raw: dict, key: str, given):
+    """The point's value as the validated scenario holds it (`'5e6'` -> 5000000.0), as a scalar or,
+    for a list or mapping, its JSON text, so the table's cells compare and group."""
+    node: Any = raw
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            node = given
+            break
+    return json.dumps(node) if isinstance(node, (list, dict)) else node
+
+
+def _label(values: dict, show=str) -> str:
+    return ", ".join(f"{k}={show(v)}" for k, v in values.items())
+
+
+def _workers(workers: int | None, points: int, cluster: bool = False) -> int:
+    """Processes, or Ray tasks in flight: by default one per CPU here, or every point on a cluster
+    (whose scheduler knows its CPUs)."""
+    if workers is None:
+        return points if cluster else max(1, min(points, os.cpu_count() or 1))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ScenarioError([f"workers: must be a whole number >= 1 (given {workers!r})"])
+    return workers
+
+
+# --- one point, in its own process ----------------------------------------------------------------
+
+def run_point(raw: dict, cwd: str) -> tuple:
+    """Run one point (progress bars and per-run plots off: the sweep's plot is the figure) and
+    report, never raise (exceptions would have to cross a process boundary): ("ok", summary,
+    run_dir), ("bad", problem lines) for bad input found only now, or ("error", traceback lines)."""
+    if os.path.isdir(cwd):  # the driver's folder: relative paths in the scenario (outputs.dir, traces) hold
+        os.chdir(cwd)       # on a cluster node only through a shared file system mounted at the same path
+    from .run import run  # torch.set_num_threads(runtime.torch_threads) happens in run's build step
+
+    try:
+        result = run(raw, progress=False, plots=False)
+    except ScenarioError as err:
+        return ("bad", list(err.problems))
+    except FileNotFoundError as err:
+        return ("bad", [str(err)])
+    except Exception:  # noqa: BLE001 - reported with its traceback once the other points are done
+        return ("error", traceback.format_exc().rstrip().splitlines())
+    return ("ok", result.summary, str(result.dir))
+
+
+def _run_local(raws: list[dict], workers: int, finished) -> None:
+    """A spawn-context process pool; a fresh process per point (Python >= 3.11), so no state of one
+    run (caches, a shared SUMO instance) reaches the next."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), **fresh)
+    try:
+        pending = {pool.submit(run_point, raw, os.getcwd()): i for i, raw in enumerate(raws)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=pending.get):
+                i = pending.pop(future)
+                error = future.exception()
+                finished(i, future.result() if error is None else
+                         ("error", [f"the worker process died: {type(error).__name__}: {error}"]))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _import_ray(local: bool):
+    """Ray, set up for a `local` start (a cluster keeps its own settings); a clear error naming the
+    extra when it is not installed. Ray reads these variables when it is imported."""
+    if local:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")     # a one-user instance on 127.0.0.1
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local sweep reports nothing anywhere
+    try:
+        import ray
+    except ImportError:
+        raise ScenarioError(["backend: 'ray' needs Ray, which is not installed (given backend='ray'); "
+                             "allowed: pip install 'cosim[ray]', or backend 'local'"]) from None
+    return ray
+
+
+def _ray_temp_dir(out: Path) -> tuple[Path, bool]:
+    """Ray's session folder: inside the sweep folder when its socket paths fit the AF_UNIX limit,
+    else a short folder under the system temp dir, removed afterwards (returns it, and whether it
+    is that throwaway one)."""
+    inside = (out / "ray").resolve()
+    if len(str(inside) + _RAY_SOCKET_TAIL) <= _SOCKET_PATH_MAX:
+        return inside, False
+    return Path(tempfile.mkdtemp(prefix="cosim-ray-")), True
+
+
+def _run_ray(raws: list[dict], workers: int, address: str | None, out: Path, finished) -> None:
+    """One Ray task per point (1 CPU, a fresh worker each: max_calls=1), at most `workers` in flight."""
+    import shutil
+
+    ray = _import_ray(local=not address)
+    started, throwaway = False, None
+    if not ray.is_initialized():
+        if address:
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except Exception as err:  # noqa: BLE001 - Ray's errors vary by version; all mean "not reached"
+                raise ScenarioError([f"address: no Ray cluster answered at {address!r} ({type(err).__name__}: "
+                                     f"{err}); allowed: the address of a running cluster's head (`ray start "
+                                     "--head` prints it), or no address for a local Ray"]) from None
+        else:
+            temp_dir, is_throwaway = _ray_temp_dir(out)
+            throwaway = temp_dir if is_throwaway else None
+            ray.init(num_cpus=workers, include_dashboard=False, _temp_dir=str(temp_dir),
+                     _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1, max_calls=1)(run_point)
+        queue, pending, cwd = list(enumerate(raws)), {}, os.getcwd()
+        while queue or pending:
+            while queue and len(pending) < workers:
+                i, raw = queue.pop(0)
+                pending[task.remote(raw, cwd)] = i
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as err:  # noqa: BLE001 - the worker died (e.g. out of memory)
+                    outcome = ("error", [f"the Ray task failed: {type(err).__name__}: {err}"])
+                finished(i, outcome)
+    finally:
+        if started:
+            ray.shutdown()
+        if throwaway is not None:
+            shutil.rmtree(throwaway, ignore_errors=True)
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+class _Appender:
+    """sweep.csv while the sweep runs: one row appended per finished run, in finishing order, under
+    the header of the first (a column only later runs have waits for the final rewrite)."""
+
+    def __init__(self, path: Path):
+        self.path, self.header = path, None
+
+    def append(self, point: int, row: dict) -> None:
+        frame = pd.DataFrame([row], index=pd.Index([point], name="point"))
+        if self.header is None:
+            self.header = list(frame.columns)
+            frame.to_csv(self.path, index_label="point")
+        else:
+            frame.reindex(columns=self.header).to_csv(self.path, mode="a", header=False)
+
+
+def _bar(total: int, name: str, show: bool):
+    """A tqdm bar over finished runs; `bar(None)` closes it."""
+    if not show:
+        return lambda label: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=f"{name} sweep", unit="run", dynamic_ncols=True)
+
+    def update(label):
+        if label is None:
+            bar.close()
+            return
+        bar.update(1)
+        bar.set_postfix_str(label)
+
+    return update
+
+
+def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
+    """Final accuracy (perplexity for a causal LM) and simulated time against the first swept key
+    other than `seed`, one line per combination of the other keys; when `seed` is swept, the mean
+    over seeds with a min-max band."""
+    from matplotlib.ticker import EngFormatter, NullLocator
+
+    from .plots import FIG_WIDTH_IN, SERIES_COLORS, _column, _log_axis, _new_figure, _save, _time_unit, _use_log
+
+    x_key = next((k for k in keys if k != "seed"), keys[0])
+    over_seeds = "seed" in keys and x_key != "seed"
+    groups = [k for k in keys if k not in (x_key, "seed")]
+    ppl = _column(table, "final_perplexity")
+    quality, q_label = (ppl, "final perplexity (held-out)") if ppl.notna().any() else \
+        (_column(table, "final_accuracy") * 100.0, "final accuracy (%)")
+    div, unit = _time_unit(np.nanmax(_column(table, "sim_time_s").to_numpy(), initial=0.0))
+    data = pd.DataFrame({"x": table[x_key], "quality": quality, "time": _column(table, "sim_time_s") / div})
+    for k in groups:
+        data[k] = table[k].map(_text)  # text groups, so null values (lora: null) match too
+
+    x_num = pd.to_numeric(data.x, errors="coerce")
+    numeric = x_num.notna().all() and not pd.api.types.is_bool_dtype(data.x)
+    if not numeric:
+        data["x"] = data.x.map(_text)
+    order = list(dict.fromkeys(data.x))  # grid order, for categories
+    data["xpos"] = x_num if numeric else data.x.map(order.index).astype(float)
+
+    fig = _new_figure(FIG_WIDTH_IN * 1.1, 4.3)
+    axes = fig.subplots(1, 2)
+    combos = list(dict.fromkeys(map(tuple, data[groups].itertuples(index=False)))) if groups else [()]
+    for ax, column, ylabel in ((axes[0], "quality", q_label), (axes[1], "time", f"simulated time ({unit})")):
+        for c, combo in enumerate(combos):
+            sel = data if not groups else data[(data[groups] == pd.Series(combo, index=groups)).all(axis=1)]
+            stats = sel.groupby("xpos", sort=True)[column].agg(["mean", "min", "max"])
+            color = SERIES_COLORS[c % len(SERIES_COLORS)]
+            label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(groups, combo)) or None
+            # markers shrink line by line, so lines that coincide (e.g. equal accuracy) all stay visible;
+            # categories (scheme names) get markers only: nothing lies between them
+            ax.plot(stats.index, stats["mean"], ls="-" if numeric else "none", marker="osD^v"[c % 5],
+                    ms=max(3.0, 8.0 - 1.5 * c), lw=1.5, color=color, label=label)
+            if over_seeds and (stats["max"] > stats["min"]).any():
+                ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
+        ax.set_ylabel(ylabel + (" — mean, min-max over seeds" if over_seeds else ""), fontsize=9)
+        if column == "quality" and "accuracy" in q_label:
+            ax.set_ylim(0, 100)
+        elif _use_log(data[column].to_numpy(dtype=float)):
+            _log_axis(ax)
+        ax.set_xlabel(x_key)
+        if numeric:
+            if _log_x(data.xpos):
+                ax.set_xscale("log")
+            if np.nanmax(np.abs(data.xpos.to_numpy(dtype=float))) >= 1e4:
+                ax.xaxis.set_major_formatter(EngFormatter(unit=_unit_of(x_key)))
+            if data.xpos.nunique() <= 12:  # the swept values themselves, no others
+                ax.set_xticks(sorted(set(data.xpos)))
+                ax.xaxis.set_minor_locator(NullLocator())
+        else:
+            ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0)
+            ax.set_xlim(-0.5, len(order) - 0.5)
+        ax.grid(True, alpha=0.3)
+        if groups:
+            ax.legend(fontsize=8)
+    axes[0].set_title(q_label.split(" (")[0].capitalize(), fontsize=10)
+    axes[1].set_title("Simulated time to finish", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _text(value) -> str:
+    """A swept value as a label: YAML's `null` for a missing one."""
+    return "null" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _log_x(x: pd.Series) -> bool:
+    """A log axis for swept quantities spanning a decade or more (bandwidths, rates), not for small
+    counts (cut layers, client numbers) unless they span two."""
+    v = x.to_numpy(dtype=float)
+    if not (v > 0).all():
+        return False
+    ratio = v.max() / v.min()
+    return ratio >= 100 or (ratio >= 10 and (v.max() >= 1e3 or not np.all(v == np.round(v))))
+
+
+def _unit_of(key: str) -> str:
+    """The unit named by a key's suffix (`bandwidth_hz` -> Hz), for engineering tick labels."""
+    suffix = key.rsplit("_", 1)[-1].lower()
+    return {"hz": "Hz", "bps": "bit/s", "s": "s", "m": "m", "w": "W", "j": "J"}.get(suffix, "")
+
+
+__all__ = ["BACKENDS", "SHOWN", "SweepError", "parse_grid", "plot_sweep", "points_of", "run_point", "sweep"]
