@@ -132,11 +132,7 @@ def model_depth(source: str, tiny: TinySize = TinySize()) -> int:
         return tiny.layers
     if source == "smollm2-135m":
         return 30  # known without converting the GGUF file (validation stays instant)
-    folder = model_folder(source)
-    cfg_file = folder / "config.json"
-    if not cfg_file.is_file():
-        raise ModelSourceError(f"model.source={source!r}: no config.json in {folder}")
-    cfg = json.loads(cfg_file.read_text())
+    cfg = _config_json(source)
     for key in ("num_hidden_layers", "n_layer", "num_layers"):
         if key in cfg:
             return int(cfg[key])
@@ -148,14 +144,17 @@ def model_arch(source: str) -> str:
     if source.startswith("tiny-"):
         return {"tiny-bert": "bert", "tiny-gpt2": "gpt2", "tiny-llama": "llama"}.get(source, source)
     if source == "smollm2-135m":
-        return "llama"
-    if source == "minilm":
-        return "bert"
+        return "llama"  # known without converting the GGUF file
+    kind = _config_json(source).get("model_type", "?")
+    return _ARCH_ALIASES.get(kind, kind)
+
+
+def _config_json(source: str) -> dict:
+    """A non-tiny source's config.json, read without loading weights (for validation)."""
     cfg_file = model_folder(source) / "config.json"
     if not cfg_file.is_file():
         raise ModelSourceError(f"model.source={source!r}: no config.json in {model_folder(source)}")
-    kind = json.loads(cfg_file.read_text()).get("model_type", "?")
-    return _ARCH_ALIASES.get(kind, kind)
+    return json.loads(cfg_file.read_text())
 
 
 # --- per-architecture walk ------------------------------------------------------------------------
@@ -273,6 +272,7 @@ class SplitModel(nn.Module):
             self.head = nn.Linear(hidden, lm_head.weight.shape[0], bias=False)
             with torch.no_grad():
                 self.head.weight.copy_(lm_head.weight)
+            self.head.weight.requires_grad_(False)  # pretrained: LoRA and side networks leave it as it is
         else:
             self.head = nn.Linear(hidden, num_labels)
 
@@ -406,8 +406,6 @@ def build_model(source: str, task: str, num_labels: int = 2, *, tiny: TinySize =
     if getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = 0
     model = SplitModel(backbone, _arch_of(config), num_labels, task, lm_head)
-    if task == "causal_lm":
-        model.head.weight.requires_grad_(False)  # pretrained: LoRA and side networks leave it as it is
     model.eval()  # no dropout, deterministic layer norms; gradients still flow
     return model
 

@@ -177,19 +177,8 @@ class Learner:
         """(accuracy, mean loss) of the model with `state` on the held-out test split: per sequence
         (classification) or per predicted token (causal LM: next-token accuracy, mean token
         cross-entropy, whose exp is the perplexity)."""
-        t0 = time.perf_counter()
-        try:
-            return self._evaluate(state)
-        finally:
-            self.eval_host_s += time.perf_counter() - t0  # for the overhead benchmark only
-
-    def _evaluate(self, state: State) -> tuple[float, float]:
-        correct, loss_sum, n = 0, 0.0, 0
-        for b in self._test_batches:
-            logits = functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False)
-            c, l, k = score(logits, b.labels)
-            correct, loss_sum, n = correct + c, loss_sum + l, n + k
-        return correct / n, loss_sum / n
+        return self.evaluate_with(
+            lambda b: functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False))
 
 
 class LocalModel:

@@ -50,7 +50,8 @@ from .mobillm import SideTuningConfig, deliver_side
 class PaeMobiLLMConfig(SideTuningConfig):
     name: str = "pae_mobillm"
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
-    task_note: ClassVar[str] = "its pivot-token shortcut and prediction differences assume one prediction per sample; a next-token difference would be B x T x vocab floats"
+    task_note: ClassVar[str] = ("its pivot-token shortcut and prediction differences assume one prediction per "
+                                "sample; a next-token difference would be B x T x vocab floats")
     pivot: Literal["auto", "first", "last", "mean"] = Field(
         "auto", description="the token sent per layer: auto = last for decoders, mask mean for encoders")
     cache: bool = Field(True, description="server caches received activations by sample")
