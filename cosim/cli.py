@@ -1,4 +1,4 @@
-"""`cosim run | sweep | compare | validate | schemes | plot`: the command line over `cosim.run` and friends.
+"""`cosim run | sweep | compare | validate | schemes | kinds | plot`: the command line over `cosim.run` and friends.
 
 Bad input (a scenario problem, a bad --set) exits with code 2 and one line per problem, no
 traceback.
@@ -50,6 +50,18 @@ def _cmd_validate(args) -> int:
 
         keys, points, _ = points_of(args.scenario, None, _overrides(args.set))
         print(f"ok: sweep: {len(points)} points over {', '.join(keys)}")
+    return 0
+
+
+def _cmd_kinds(args) -> int:
+    """The declared event vocabulary (cosim.world.events), schemes' own kinds included."""
+    from . import schemes  # noqa: F401 - registers every scheme, and with it the kinds it declares
+    from .world.events import table
+
+    rows = table()
+    width = max(len(k.name) for k in rows)
+    for k in rows:
+        print(f"{k.category:<9} {k.name:<{width}}  {k.doc}" + (f"  [{k.declared_by}]" if k.declared_by != "cosim" else ""))
     return 0
 
 
@@ -144,6 +156,8 @@ def parser() -> argparse.ArgumentParser:
     w.set_defaults(fn=_cmd_sweep)
     s = sub.add_parser("schemes", help="list the schemes")
     s.set_defaults(fn=_cmd_schemes)
+    k = sub.add_parser("kinds", help="list the event kinds (category, name, meaning) a trace may hold")
+    k.set_defaults(fn=_cmd_kinds)
     pl = sub.add_parser("plot", help="redraw the plots of a run folder")
     pl.add_argument("run_dir")
     pl.set_defaults(fn=_cmd_plot)
@@ -152,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from .control.decision import DecisionError
     from .scenario import ScenarioError
 
     try:
@@ -161,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FileNotFoundError as err:  # the data or model cache is missing: the message says how to fill it
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DecisionError as err:  # a controller's run-time decision that cannot be applied
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

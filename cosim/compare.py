@@ -39,6 +39,7 @@ class _Entry:
     label: str
     keys: dict
     index: int | None  # position in the file's compare: list; None for a plain scheme name
+    control: dict | None = None  # keys over the base control: block
 
     @property
     def name(self) -> str:
@@ -118,7 +119,7 @@ def _listed(raw: dict) -> tuple[list[_Entry], list[str]]:
         except ValidationError as err:
             problems += _problems(err, ("compare", i))
             continue
-        entries.append(_Entry(e.label, dict(e.scheme), i))
+        entries.append(_Entry(e.label, dict(e.scheme), i, e.control))
     seen: dict[str, int] = {}
     for e in entries:
         if e.label in seen:
@@ -185,7 +186,10 @@ def _loaded(raw: dict, entries: list[_Entry]) -> list:
     scenarios, problems = [], []
     for e in entries:
         try:
-            scenarios.append(load({**base, "scheme": _block(raw, e)}))
+            entry = {**base, "scheme": _block(raw, e)}
+            if e.control is not None:
+                entry["control"] = {**(base.get("control") or {}), **e.control}
+            scenarios.append(load(entry))
         except ScenarioError as err:
             problems += [p for p in (_located(line, e) for line in err.problems) if p not in problems]
     if problems:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "PLOTS",
     "plot_comparison",
+    "plot_decisions",
     "plot_delay_accuracy",
     "plot_energy",
     "plot_memory",
@@ -227,20 +228,31 @@ def plot_delay_accuracy(rounds: pd.DataFrame, path, title=None) -> Path:
 
 
 def _categorize(ev: pd.DataFrame, roles: dict[str, str]) -> pd.Series:
-    """One of compute / upload / download / transfer / fault / other for each event."""
+    """One of compute / upload / download / transfer / fault / other for each event.
+
+    The declared category (events.parquet `category`, cosim.world.events) decides; a transfer's
+    direction comes from the roles of its two ends (node sends to peer). Frames without the column
+    (run folders written before it existed, hand-made frames) fall back to guessing from the kind."""
     kind = ev["kind"].astype(str).str.lower()
     peer = ev["peer"].fillna("").astype(str)
     has_peer = (peer != "") & (peer.str.lower() != "none")
     nbytes = _column(ev, "bytes", 0.0).fillna(0.0)
-
-    cat = pd.Series("other", index=ev.index, dtype=object)
-    carries_bytes = (nbytes > 0) & has_peer & ~kind.isin(COMPUTE_KINDS)
-    is_transfer = kind.isin(TRANSFER_KINDS) | carries_bytes
-    # generic transfers: direction from the roles of the two ends (node sends to peer)
     src_tier = ev["node"].map(lambda n: ROLE_TIER.get(roles.get(n, "device"), 1))
     dst_tier = peer.map(lambda n: ROLE_TIER.get(roles.get(n, _infer_role(n)), 1))
     direction = np.where(src_tier < dst_tier, "upload",
                          np.where(src_tier > dst_tier, "download", "transfer"))
+
+    cat = pd.Series("other", index=ev.index, dtype=object)
+    declared = ev["category"].fillna("").astype(str) if "category" in ev.columns else pd.Series("", index=ev.index)
+    known = declared != ""
+    if known.all():
+        cat[declared == "compute"] = "compute"
+        is_transfer = (declared == "transfer").to_numpy()
+        cat[is_transfer] = direction[is_transfer]
+        cat[declared == "fault"] = "fault"
+        return cat
+    carries_bytes = (nbytes > 0) & has_peer & ~kind.isin(COMPUTE_KINDS)
+    is_transfer = kind.isin(TRANSFER_KINDS) | carries_bytes
     cat[is_transfer] = direction[is_transfer.to_numpy()]
     cat[kind == "upload"] = "upload"
     cat[kind == "download"] = "download"
@@ -590,6 +602,7 @@ PLOTS = {
     "memory": "memory.png",
     "energy": "energy.png",
     "tracks": "tracks.png",
+    "decisions": "decisions.png",
 }
 
 # a plot is drawn when its table has every column of one of these alternatives
@@ -599,6 +612,7 @@ REQUIRED_COLUMNS = {
     "memory": [("node", "peak_memory_bytes")],
     "energy": [("node", "energy_j"), ("node", "compute_energy_j")],
     "tracks": [("t_s", "node", "x_m", "y_m")],
+    "decisions": [("t_s", "device", "setting", "value")],
 }
 
 
@@ -611,6 +625,45 @@ def _read(path: Path, reader) -> pd.DataFrame | None:
         log.warning("cannot read %s: %s", path, exc)
         return None
     return df if len(df) else None
+
+
+#: the settings a decisions plot draws, in panel order, with their axis labels
+DECISION_PANELS = [("cut", "cut layer"), ("keep", "top-k keep ratio"), ("bits", "bits per kept value"),
+                   ("bandwidth_share", "share of the band"), ("compute_share", "compute share")]
+
+
+def plot_decisions(decisions: pd.DataFrame, path, title=None) -> Path:
+    """One panel per decided setting (cut / compression / bandwidth share …), one step line per
+    device over simulated time: what the controller decided and when."""
+    df = decisions[decisions["device"].fillna("").astype(str) != ""].copy()
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    panels = [(s, lbl) for s, lbl in DECISION_PANELS if (df["setting"] == s).any()]
+    if not panels:
+        raise ValueError("plot_decisions needs at least one per-device decision")
+    fig = _new_figure(8.0, 2.2 * len(panels) + 0.6)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
+    devices = sorted(df["device"].astype(str).unique(), key=_natural_key)
+    from matplotlib import colormaps
+    colors = colormaps["tab10"]
+    t_end = float(df["t_s"].max())
+    for ax, (setting, ylabel) in zip(axes[:, 0], panels):
+        sub = df[df["setting"] == setting]
+        for i, dev in enumerate(devices):
+            d = sub[sub["device"].astype(str) == dev].sort_values("t_s")
+            if d.empty:
+                continue
+            t = np.append(d["t_s"].to_numpy(float), max(t_end, float(d["t_s"].max())))
+            v = np.append(d["value"].to_numpy(float), d["value"].iloc[-1])
+            ax.step(t, v, where="post", color=colors(i % 10), label=dev, lw=1.6)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if setting == "keep":
+            ax.set_yscale("log")
+    axes[-1, 0].set_xlabel("simulated time (s)")
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
 
 
 def plot_run(run_dir, which=None) -> list[Path]:
@@ -656,6 +709,9 @@ def plot_run(run_dir, which=None) -> list[Path]:
         elif name == "memory":
             need, draw = "nodes.csv", lambda df: plot_memory(
                 df, out, f"Peak memory per node — {label}")
+        elif name == "decisions":
+            need, draw = "decisions.csv", lambda df: plot_decisions(
+                df, out, f"Controller decisions — {label}")
         elif name == "tracks":
             need, draw = "tracks.parquet", lambda df: plot_tracks(
                 df, table("events.parquet"), out, f"Tracks and link rate — {label}")

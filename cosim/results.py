@@ -8,6 +8,7 @@
         nodes.csv          per-node totals, rewritten after every round
         summary.json       headline numbers, rewritten after every round
         tracks.parquet     positions of the moving nodes over the run (when any move)
+        decisions.csv      what the run's controller decided, per device and setting (when it decided)
         *.png              plots
 
 A killed run keeps every finished round: rounds.csv, events.parts/ and nodes.csv/summary.json
@@ -31,9 +32,11 @@ from .world.engine import EVENT_COLUMNS, RoundRecord, Simulation
 _EVENT_SCHEMA = pa.schema([
     ("t_start", pa.float64()), ("t_end", pa.float64()), ("node", pa.string()), ("peer", pa.string()),
     ("kind", pa.string()), ("round", pa.int64()), ("bytes", pa.int64()), ("flops", pa.float64()),
-    ("energy_j", pa.float64()), ("mem_bytes", pa.int64()), ("detail", pa.string()),
+    ("energy_j", pa.float64()), ("mem_bytes", pa.int64()), ("detail", pa.string()), ("category", pa.string()),
 ])
 SERVER_ROLES = ("edge", "cloud")
+#: Columns of decisions.csv: one row per device and setting a controller decided (cosim.control).
+DECISION_COLUMNS = ["t_s", "round", "timescale", "controller", "device", "setting", "value"]
 
 
 @dataclass
@@ -164,6 +167,11 @@ class RunWriter:
         if len(sim.round_records) > self._rounds_written:  # rewritten whole: rounds are few, columns may grow
             rounds_frame(sim.round_records).to_csv(self.dir / "rounds.csv", index=False)
             self._rounds_written = len(sim.round_records)
+        decisions = sim.control.new_rows() if sim.control is not None else []
+        if decisions:   # appended as decided (decisions.csv: t_s, round, timescale, controller, device, setting, value)
+            path = self.dir / "decisions.csv"
+            pd.DataFrame(decisions, columns=DECISION_COLUMNS).to_csv(path, mode="a", header=not path.exists(),
+                                                                      index=False)
         nodes = nodes_frame(sim)
         nodes.to_csv(self.dir / "nodes.csv", index=False)
         summary = summarize(sim, nodes, self.scheme, self.name, time.perf_counter() - self._t0)

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .control import ControlLoop, build_controller
 from .learn.accounting import StepMeter
-from .learn.adapters import LoraSpec, add_lora, train_all
+from .learn.adapters import add_lora, train_all
 from .learn.compress import TensorCodec
 from .learn.data import ClientData, load_dataset, partition, train_test_split
 from .learn.models import TinySize, build_model, load_tokenizer
@@ -24,11 +25,9 @@ from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
 from .schemes import SCHEMES
 from .world.engine import Simulation, StopRule, stream_seed
-from .world.mobility import (GaussMarkov, RandomWaypoint, RoadSegment, Static, TraceTrack, UavPath, draw_speed_mps,
-                             load_trace, poisson_arrival_times_s, vehicles_in_order)
+from .world.mobility import Static
 from .world.conditions import build_conditions
-from .world.network import Network, OutagePolicy, RadioSpec
-from .world.thz_link import ThzIsacSpec
+from .world.network import Network
 from .world.nodes import Node
 
 GIB = 1024**3
@@ -42,53 +41,8 @@ def _group_rng(sim, group, rng: np.random.Generator, what: str) -> np.random.Gen
 
 
 def _mobility(group, rng: np.random.Generator, index_in_group: int, centre_xy, sim=None):
-    m = group.mobility
-    if m.kind == "road":
-        lane = index_in_group % m.lanes
-        speed = draw_speed_mps(rng, *m.speed_mps, distribution=m.speed_distribution, mean_mps=m.speed_mean_mps,
-                               std_mps=m.speed_std_mps)
-        if m.arrival_rate_per_s is None:
-            offset, entry = rng.uniform(0, m.length_m), 0.0
-        else:  # a pool of slots: slot k enters at the start at the k-th Poisson arrival
-            count = getattr(group, "count", 1)
-            arrivals = poisson_arrival_times_s(_group_rng(sim, group, rng, "arrivals"), m.arrival_rate_per_s, count)
-            offset, entry = 0.0, float(arrivals[index_in_group])
-        return RoadSegment(m.start_m, m.length_m, speed_mps=speed, start_offset_m=offset, wrap=m.wrap,
-                           lane_offset_m=lane * m.lane_width_m, height_m=m.height_m, entry_s=entry)
-    if m.kind in ("random_waypoint", "gauss_markov"):
-        lo = np.asarray(m.centre_m) - np.asarray(m.area_m) / 2
-        hi = np.asarray(m.centre_m) + np.asarray(m.area_m) / 2
-        if m.kind == "random_waypoint":
-            return RandomWaypoint(lo, hi, m.speed_mps, m.pause_s, rng, height_m=m.height_m)
-        return GaussMarkov(lo, hi, m.alpha, m.mean_speed_mps, rng, mean_direction_rad=m.mean_direction_rad,
-                           speed_std_mps=m.speed_std_mps, direction_std_rad=m.direction_std_rad, step_s=m.step_s,
-                           height_m=m.height_m)
-    if m.kind == "uav":
-        return UavPath(m.mode, rng=rng, centre_m=m.centre_m, altitude_m=m.altitude_m, radius_m=m.radius_m,
-                       speed_mps=m.speed_mps, waypoints_m=m.waypoints_m, loop=m.loop, phase_rad=m.phase_rad,
-                       position_jitter_std_m=m.position_jitter_std_m, hover_jitter_std_rad=m.hover_jitter_std_rad,
-                       flying_jitter_std_rad=m.flying_jitter_std_rad)
-    if m.kind == "trace":
-        trace = load_trace(m.file)
-        ids = m.vehicle_ids or vehicles_in_order(trace)
-        vid = ids[index_in_group] if index_in_group < len(ids) else None
-        if vid is not None and vid not in trace:
-            raise ScenarioError([f"devices.mobility.vehicle_ids: {vid!r} is not in {m.file}"])
-        times, xyz = trace[vid] if vid is not None else ((), ())
-        return TraceTrack(times, xyz, height_m=m.height_m)
-    if m.kind == "sumo":
-        from .world.mobility.sumo import SumoVehicle, SumoWorld
-        seed = int(_group_rng(sim, group, rng, "sumo").integers(2**31 - 1))
-        world = SumoWorld.shared(m.sumocfg, m.step_s, seed)
-        vid = m.vehicle_ids[index_in_group] if m.vehicle_ids and index_in_group < len(m.vehicle_ids) else None
-        return SumoVehicle(world, slot=index_in_group, vehicle_id=vid, height_m=m.height_m)
-    if m.position_m is not None:
-        return Static(m.position_m)
-    half = np.asarray(m.area_m) / 2
-    while True:  # uniform in the rectangle, outside the AP's minimum distance
-        xy = rng.uniform(-half, half)
-        if np.hypot(*xy) >= m.min_distance_m:
-            return Static([centre_xy[0] + xy[0], centre_xy[1] + xy[1], m.height_m])
+    return group.mobility.build(rng, index_in_group, centre_xy, group_size=getattr(group, "count", 1),
+                                group_rng=lambda what: _group_rng(sim, group, rng, what))
 
 
 def _nodes(sim: Simulation, sc: Scenario) -> None:
@@ -128,8 +82,7 @@ def _learner(sim: Simulation, sc: Scenario) -> Learner:
                         seed=int(sim.rng("model/init").integers(2**31)),
                         tiny=TinySize(layers=t.layers, hidden=t.hidden, heads=t.heads, intermediate=t.intermediate))
     if cfg.lora is not None:
-        add_lora(model, LoraSpec(r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
-                                 target_modules=tuple(cfg.lora.target_modules) if cfg.lora.target_modules else None))
+        add_lora(model, cfg.lora)
     else:
         train_all(model)
     return Learner(model, load_tokenizer(sc.model.source), sc.model.max_length, train, test, clients,
@@ -151,7 +104,7 @@ def _check_memory(sim: Simulation, sc: Scenario, learner: Learner) -> None:
     if problems:
         raise ScenarioError(problems)
     for dev in sim.devices:
-        dev.memory.hold("weights", learner.weight_bytes(start, end))
+        dev.memory.resident("weights", learner.weight_bytes(start, end))
 
 
 def build(sc: Scenario) -> Simulation:
@@ -161,30 +114,14 @@ def build(sc: Scenario) -> Simulation:
                     target_accuracy=sc.stop.target_accuracy)
     sim = Simulation(sc.seed, stop)
     _nodes(sim, sc)
-    n, c = sc.network, sc.network.channel
-    spec = RadioSpec(frequency_hz=n.frequency_hz, pathloss=c.pathloss.model, los=c.pathloss.los, shadowing=c.shadowing,
-                     fading=c.fading, k_factor=c.k_factor, tx_power_dbm=n.tx_power_dbm,
-                     ap_tx_power_dbm=n.ap_tx_power_dbm, noise_figure_db=n.noise_figure_db,
-                     antenna_gain_db=n.antenna_gain_db, snr_threshold_db=n.snr_threshold_db,
-                     reevaluate_distance_m=n.reevaluate_distance_m, static_coherence_s=c.static_coherence_s,
-                     min_block_s=c.min_block_s)
-    t, i = n.thz, n.isac
-    thz = ThzIsacSpec(frequency_hz=t.frequency_hz, bandwidth_hz=t.bandwidth_hz, num_elements=t.num_elements,
-                      tx_power_dbm=t.tx_power_dbm, device_tx_power_dbm=t.device_tx_power_dbm,
-                      device_gain_db=t.device_gain_db, noise_figure_db=t.noise_figure_db,
-                      relative_humidity=t.relative_humidity, temperature_c=t.temperature_c,
-                      sensing_fraction=i.sensing_fraction, isac_mode=i.mode, rcs_m2=i.rcs_m2,
-                      frame_duration_s=i.frame_duration_s, pointing_block_s=t.pointing_block_s,
-                      snr_threshold_db=n.snr_threshold_db, reevaluate_distance_m=n.reevaluate_distance_m)
-    links = {ap.name: e.link or n.link for ap, e in zip(sim.edge, sc.edge)}
-    sim.network = Network(sim, spec, n.medium.bandwidth_hz, n.medium.sharing,
-                          OutagePolicy(n.outage.policy, n.outage.max_wait_s), n.backhaul.rate_bps, n.backhaul.latency_s,
-                          association=n.association, thz=thz, link_models=links)
+    links = {ap.name: e.link or sc.network.link for ap, e in zip(sim.edge, sc.edge)}
+    sim.network = Network(sim, sc.network, link_models=links)
     sim.learner = _learner(sim, sc)
     _check_memory(sim, sc, sim.learner)
     sim.meter = StepMeter()
     sim.meter.exclude_parameters(sim.learner.model)
     sim.codec = TensorCodec()
+    sim.control = ControlLoop(sim, sc.control, build_controller(sc.control))
     return sim
 
 
@@ -202,13 +139,13 @@ def run(scenario, overrides: dict[str, Any] | None = None, *, progress: bool | N
 
     wall0 = time.perf_counter()
     sim.close_round(0, sim.learner.initial_state(), [])
+    sim.control.start()
     main = sim.process(entry.run(sim, sc.scheme))
-    try:
-        sim.env.run(until=main)
-    except RuntimeError as err:  # the event queue ran dry: every client waits on something that never comes
-        if "No scheduled events left" not in str(err):
-            raise
-        sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
+    while not main.processed:   # what env.run(until=main) does, with the stall seen on the queue itself
+        if sim.env.peek() == math.inf:  # nothing left to process: every client waits on something that never comes
+            sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
+            break
+        sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
     bar(None)
     writer.finish(sim)
     if plots and sc.outputs.plots:

@@ -2,6 +2,10 @@
 
 Everything is checked before a run starts. Each problem is reported as one line naming the field's
 path, the value given and what is allowed; `ScenarioError` carries them all at once.
+
+A block's config sits beside the code that consumes it (mobility in `world/mobility/`, the radio
+in `world/network.py` and `world/thz_link.py`, LoRA in `learn/adapters.py`, each scheme's in its
+module); this module composes them and checks what needs several blocks at once.
 """
 from __future__ import annotations
 
@@ -10,29 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+from .config import ScenarioError, Strict, Vec3
 from .learn.data import DATASETS
 from .learn.models import BUILTIN_SOURCES, ModelSourceError, model_arch, model_depth
+from .control import ControlConfig
 from .schemes import SCHEMES
 from .schemes.base import SchemeConfig
+from .world.mobility import MOBILITY_CONFIGS, StaticMobility
+from .world.network import NetworkConfig
 from .world.profiles import PROFILES, DeviceProfile
 
-
-class ScenarioError(ValueError):
-    """One or more problems with a scenario; `problems` holds one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
-Vec2 = Annotated[list[float], Field(min_length=2, max_length=2)]
+__all__ = ["Scenario", "ScenarioError", "apply_overrides", "load", "parse_override", "read_raw", "validate"]
 
 
 class TinyModelConfig(Strict):
@@ -80,162 +74,8 @@ class DataConfig(Strict):
         return v
 
 
-class StaticMobility(Strict):
-    kind: Literal["static"] = "static"
-    position_m: Vec3 | None = Field(None, description="fixed position; null = drawn in area_m")
-    area_m: Vec2 = Field([400.0, 400.0], description="width, depth of the area (centred on the origin)")
-    min_distance_m: float = Field(20.0, ge=0, description="drawn positions keep this far from the origin")
-    height_m: float = Field(1.5, ge=0)
-
-
-class RoadMobility(Strict):
-    kind: Literal["road"]
-    start_m: Vec2 = Field([-1000.0, 50.0], description="x, y where the road starts; it runs along +x")
-    length_m: float = Field(2000.0, gt=0)
-    speed_mps: Vec2 = Field([15.0, 25.0], description="speeds drawn uniformly in [low, high]")
-    lanes: int = Field(1, ge=1)
-    lane_width_m: float = Field(3.5, gt=0)
-    wrap: bool = Field(False, description="loop road: re-enter at the start instead of leaving")
-    height_m: float = Field(1.5, ge=0)
-    arrival_rate_per_s: float | None = Field(None, gt=0, description="Poisson arrivals at the start: device k "
-                                             "enters at the k-th arrival; null = all on the road at t = 0")
-    speed_distribution: Literal["uniform", "truncnorm"] = Field("uniform", description="how speeds are drawn in "
-                                                                "speed_mps: uniform, or a normal truncated to it")
-    speed_mean_mps: float | None = Field(None, gt=0, description="truncnorm mean; null = middle of speed_mps")
-    speed_std_mps: float | None = Field(None, gt=0, description="truncnorm std; null = a quarter of the range")
-
-    @field_validator("speed_mps")
-    @classmethod
-    def _ordered(cls, v):
-        if v[0] <= 0 or v[1] < v[0]:
-            raise ValueError("needs 0 < low <= high")
-        return v
-
-    @model_validator(mode="after")
-    def _arrivals_need_open_road(self):
-        if self.arrival_rate_per_s is not None and self.wrap:
-            raise ValueError("wrap: must be false with arrival_rate_per_s (arriving vehicles leave at the end)")
-        return self
-
-
-def _speed_range(v):
-    if v[0] <= 0 or v[1] < v[0]:
-        raise ValueError(f"speed range [{v[0]}, {v[1]}]: needs 0 < min <= max")
-    return v
-
-
-class AreaMobility(Strict):
-    """A rectangle of `area_m` (width, depth) centred on `centre_m`, for pedestrians and robots."""
-    area_m: Vec2 = Field([400.0, 400.0], description="width, depth of the area")
-    centre_m: Vec2 = Field([0.0, 0.0], description="x, y of the area's centre")
-    height_m: float = Field(1.5, ge=0)
-
-    @field_validator("area_m")
-    @classmethod
-    def _positive_area(cls, v):
-        if v[0] <= 0 or v[1] <= 0:
-            raise ValueError("needs width > 0 and depth > 0")
-        return v
-
-
-class RandomWaypointMobility(AreaMobility):
-    kind: Literal["random_waypoint"]
-    speed_mps: Vec2 = Field([0.5, 1.5], description="speed drawn uniformly in [min, max] per leg (min > 0)")
-    pause_s: float = Field(10.0, ge=0, description="pause at each waypoint")
-
-    @field_validator("speed_mps")
-    @classmethod
-    def _ordered(cls, v):
-        return _speed_range(v)
-
-
-class GaussMarkovMobility(AreaMobility):
-    kind: Literal["gauss_markov"]
-    alpha: float = Field(0.75, ge=0, le=1, description="memory: 1 = constant velocity, 0 = random walk")
-    mean_speed_mps: float = Field(1.0, ge=0)
-    mean_direction_rad: float | None = Field(None, description="null = drawn uniformly per node")
-    speed_std_mps: float = Field(0.5, ge=0)
-    direction_std_rad: float = Field(0.5, ge=0)
-    step_s: float = Field(1.0, gt=0, description="update period of speed and direction")
-
-
-class UavMobility(Strict):
-    kind: Literal["uav"]
-    mode: Literal["hover", "circle", "waypoints"] = "circle"
-    centre_m: Vec2 = Field([0.0, 0.0], description="hover point / circle centre (x, y)")
-    altitude_m: float = Field(100.0, gt=0)
-    radius_m: float = Field(100.0, gt=0)
-    speed_mps: float = Field(10.0, ge=0)
-    waypoints_m: list[Vec3] | None = Field(None, description="mode waypoints: at least 2 points (x, y, z)")
-    loop: bool = Field(True, description="waypoints: fly back to the first and repeat; false = stop at the last")
-    phase_rad: float | None = Field(None, description="circle: start angle; null = drawn")
-    position_jitter_std_m: float = Field(0.1, ge=0, description="position wander per axis (hovering body)")
-    hover_jitter_std_rad: float | None = Field(None, ge=0, description="null = channels.antenna default")
-    flying_jitter_std_rad: float | None = Field(None, ge=0, description="null = channels.antenna default")
-
-    @field_validator("waypoints_m")
-    @classmethod
-    def _two_points(cls, v):
-        if v is not None and len(v) < 2:
-            raise ValueError(f"needs at least 2 points, got {len(v)}")
-        return v
-
-    @model_validator(mode="after")
-    def _mode_needs(self):
-        if self.mode == "waypoints":
-            if self.waypoints_m is None:
-                raise ValueError("waypoints_m: mode waypoints needs a list of at least 2 points")
-            if self.speed_mps <= 0:
-                raise ValueError("speed_mps: mode waypoints needs speed_mps > 0")
-        return self
-
-
-class TraceMobility(Strict):
-    kind: Literal["trace"]
-    file: str = Field(description="SUMO FCD output XML, or a CSV with columns t,id,x,y[,z]")
-    vehicle_ids: list[str] | None = Field(None, description="device k replays vehicle_ids[k]; null = vehicles "
-                                          "in order of first appearance")
-    height_m: float | None = Field(None, ge=0, description="fixed antenna height; null = the trace's z")
-
-    @field_validator("file")
-    @classmethod
-    def _readable(cls, v):
-        from .world.mobility.trace import load_trace
-        load_trace(v)   # TraceError (a ValueError) names what is wrong with the file
-        return v
-
-
-class SumoMobility(Strict):
-    kind: Literal["sumo"]
-    sumocfg: str = Field("scenarios/sumo/grid.sumocfg", description="a SUMO .sumocfg (network + routes)")
-    step_s: float = Field(1.0, gt=0, description="SUMO step, advanced in lock-step with the simulated clock")
-    vehicle_ids: list[str] | None = Field(None, description="device k drives vehicle_ids[k]; null = the k-th "
-                                          "vehicle to depart")
-    height_m: float | None = Field(1.5, ge=0, description="antenna height; null = SUMO's z")
-
-    @field_validator("sumocfg")
-    @classmethod
-    def _valid_cfg(cls, v):
-        import xml.etree.ElementTree as ET
-        p = Path(v)
-        if not p.is_file():
-            raise ValueError(f"{v}: file not found")
-        try:
-            root = ET.parse(p).getroot()
-        except ET.ParseError as exc:
-            raise ValueError(f"{v}: not valid XML ({exc})") from exc
-        files = {tag: el.get("value") for tag in ("net-file", "route-files") for el in root.iter(tag)}
-        if not files.get("net-file"):
-            raise ValueError(f"{v}: not a SUMO configuration (no <input><net-file>)")
-        for tag, names in files.items():
-            for name in (names or "").split(","):
-                if name.strip() and not (p.parent / name.strip()).is_file():
-                    raise ValueError(f"{v}: its {tag} {name.strip()!r} is missing")
-        return v
-
-
-Mobility = Annotated[Union[StaticMobility, RoadMobility, RandomWaypointMobility, GaussMarkovMobility, UavMobility,
-                           TraceMobility, SumoMobility], Field(discriminator="kind")]
+#: A device's or server's `mobility:` block; each kind's config sits beside its model in world/mobility/.
+Mobility = Annotated[Union[MOBILITY_CONFIGS], Field(discriminator="kind")]
 
 
 class LevelChain(Strict):
@@ -304,89 +144,17 @@ class ServerConfig(Strict):
     link: Literal["3gpp", "thz-isac"] | None = Field(None, description="this AP's link model; null = network.link")
 
 
-class MediumConfig(Strict):
-    bandwidth_hz: float = Field(20e6, gt=0, description="per direction (FDD)")
-    sharing: Literal["equal", "proportional"] = "equal"
-
-
-class PathlossConfig(Strict):
-    model: Literal["fspl", "3gpp-uma", "3gpp-umi", "3gpp-rma"] = "3gpp-uma"
-    los: Literal["auto", "los", "nlos"] = "auto"
-
-
-class ChannelConfig(Strict):
-    pathloss: PathlossConfig = Field(default_factory=PathlossConfig)
-    shadowing: bool = True
-    fading: Literal["none", "rayleigh", "rician"] = "rayleigh"
-    k_factor: float = Field(10.0, ge=0, description="Rician K (linear)")
-    static_coherence_s: float = Field(1.0, gt=0)
-    min_block_s: float = Field(0.01, gt=0)
-
-
-class OutageConfig(Strict):
-    policy: Literal["wait", "drop", "fail"] = "wait"
-    max_wait_s: float = Field(30.0, gt=0, description="wait: give up (drop the client) after this long")
-
-
-class BackhaulConfig(Strict):
-    rate_bps: float = Field(10e9, gt=0)
-    latency_s: float = Field(0.005, ge=0)
-
-
-class ThzConfig(Strict):
-    """The THz radio of `thz-isac` access points (cosim.world.thz_link)."""
-
-    frequency_hz: float = Field(300e9, ge=100e9, le=1e12, description="carrier, 100 GHz - 1 THz")
-    bandwidth_hz: float = Field(10e9, gt=0, description="per direction, of each thz-isac access point")
-    num_elements: int = Field(1024, ge=1, description="access point's (UAV's) square array")
-    tx_power_dbm: float = Field(20.0, le=60, description="access point (UAV)")
-    device_tx_power_dbm: float = Field(10.0, le=60)
-    device_gain_db: float = Field(20.0, description="ground device's antenna gain")
-    noise_figure_db: float = Field(10.0, ge=0)
-    relative_humidity: float = Field(0.5, ge=0, le=1, description="fraction, not %")
-    temperature_c: float = Field(25.0, ge=-20, le=50)
-    pointing_block_s: float = Field(0.1, gt=0, description="pointing error redrawn this often")
-
-
-class IsacConfig(Strict):
-    """How much of its time or band a thz-isac access point spends sensing."""
-
-    sensing_fraction: float = Field(0.0, ge=0, lt=1)
-    mode: Literal["time", "bandwidth"] = "time"
-    rcs_m2: float = Field(1.0, gt=0, description="radar cross-section of a sensed device")
-    frame_duration_s: float = Field(1e-3, gt=0)
-
-
-class NetworkConfig(Strict):
-    association: Literal["nearest", "strongest"] = Field(
-        "nearest", description="serving AP: nearest, or best large-scale SNR; re-chosen as devices move")
-    link: Literal["3gpp", "thz-isac"] = Field("3gpp", description="link model of every AP (edge.*.link overrides)")
-    thz: ThzConfig = Field(default_factory=ThzConfig)
-    isac: IsacConfig = Field(default_factory=IsacConfig)
-    medium: MediumConfig = Field(default_factory=MediumConfig)
-    channel: ChannelConfig = Field(default_factory=ChannelConfig)
-    frequency_hz: float = Field(3.5e9, gt=0)
-    tx_power_dbm: float = Field(23.0, le=60)
-    ap_tx_power_dbm: float = Field(43.0, le=80)
-    noise_figure_db: float = Field(7.0, ge=0)
-    antenna_gain_db: float = 0.0
-    snr_threshold_db: float = -5.0
-    reevaluate_distance_m: float = Field(10.0, gt=0)
-    outage: OutageConfig = Field(default_factory=OutageConfig)
-    backhaul: BackhaulConfig = Field(default_factory=BackhaulConfig)
-
-
 class StopConfig(Strict):
     sim_time_s: float | None = Field(None, gt=0)
     target_accuracy: float | None = Field(None, gt=0, le=1)
 
 
-PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks"]
+PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
 
 
 class OutputsConfig(Strict):
     dir: str = "results"
-    plots: list[PlotName] = ["delay_accuracy", "timeline", "memory", "energy", "tracks"]
+    plots: list[PlotName] = ["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
     progress: bool = True
 
 
@@ -402,6 +170,8 @@ class CompareEntry(Strict):
     """
     label: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="row in the table, line in the plot")
     scheme: dict[str, Any] = Field(description="`name` plus that scheme's keys, laid over the base scheme block")
+    control: dict[str, Any] | None = Field(None, description="keys laid over the base control block for this entry "
+                                           "(e.g. {controller: equal} for a baseline)")
 
     @model_validator(mode="before")
     @classmethod
@@ -442,6 +212,8 @@ class Scenario(Strict):
     cloud: list[ServerConfig] = []
     profiles: dict[str, DeviceProfile] = {}
     network: NetworkConfig = Field(default_factory=NetworkConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig, description="who decides cuts, compression and "
+                                   "band shares while the run goes on (cosim.control); default: nobody (fixed)")
     stop: StopConfig = Field(default_factory=StopConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
@@ -554,7 +326,8 @@ def _validate_scheme(raw) -> tuple[SchemeConfig | None, list[str]]:
 
 
 def _semantic_problems(sc: Scenario) -> list[str]:
-    """Checks that need several fields at once: profile names, cut layer against model depth."""
+    """Checks that need several fields at once: profile names, the scheme against the model and the
+    devices (`SchemeConfig.problems`), device heights against the path-loss model."""
     problems = []
     known = sorted({*PROFILES, *sc.profiles})
     groups = [("devices", sc.devices), ("edge", sc.edge), ("cloud", sc.cloud)]
@@ -564,25 +337,28 @@ def _semantic_problems(sc: Scenario) -> list[str]:
                 problems.append(f"{section}.{i}.profile: unknown profile (given {item.profile!r}); "
                                 f"allowed: {', '.join(known)} or one defined under profiles:")
     problems += _task_problems(sc)
-    cut = getattr(sc.scheme, "cut_layer", None)
-    if cut is not None:
-        try:
-            depth = model_depth(sc.model.source, sc.model.tiny)
-            if cut > depth:
-                problems.append(f"scheme.cut_layer: beyond the model's depth (given {cut}); "
-                                f"allowed: 1 to {depth} for {sc.model.source!r} ({depth} blocks)")
-        except ModelSourceError as err:
-            problems.append(f"model.source: {err}")
-    cuts = getattr(sc.scheme, "cut_layers", None)
-    if isinstance(cuts, list):  # a chain of cuts [c1, c2, ...] (three_tier); a dict is per-profile cuts
-        try:
-            depth = model_depth(sc.model.source, sc.model.tiny)
-            if not (cuts and cuts[0] >= 1 and all(a < b for a, b in zip(cuts, cuts[1:])) and cuts[-1] <= depth):
-                problems.append(f"scheme.cut_layers: beyond the model's depth or not increasing (given {cuts}); "
-                                f"allowed: 1 <= c1 < c2 <= {depth} for {sc.model.source!r} ({depth} blocks)")
-        except ModelSourceError as err:
-            problems.append(f"model.source: {err}")
-    return problems
+    try:
+        depth = model_depth(sc.model.source, sc.model.tiny)
+    except ModelSourceError as err:
+        problems.append(f"model.source: {err}")
+    else:
+        problems += sc.scheme.problems(depth, sc.model.source, [g.profile for g in sc.devices])
+    problems += _height_problems(sc)
+    return list(dict.fromkeys(problems))   # a model.source problem found twice is said once
+
+
+def _height_problems(sc: Scenario) -> list[str]:
+    """Device antenna heights outside the range of the 3GPP path-loss model a device may use
+    (TR 38.901 Table 7.4.1-1), refused here rather than failing mid-run."""
+    pathloss = sc.network.channel.pathloss
+    valid = pathloss.ut_height_range_m()
+    uses_3gpp = any((e.link or sc.network.link) == "3gpp" for e in sc.edge)
+    if valid is None or not uses_3gpp:
+        return []
+    lo, hi = valid
+    return [f"devices.{i}.mobility.{field}: antenna height outside {pathloss.model}'s range (given {h:g} m); "
+            f"allowed: {lo:g} to {hi:g} m (TR 38.901 Table 7.4.1-1), or another network.channel.pathloss.model"
+            for i, group in enumerate(sc.devices) for field, h in group.mobility.ut_heights_m() if not lo <= h <= hi]
 
 
 def _task_problems(sc: Scenario) -> list[str]:

@@ -13,7 +13,7 @@ from cosim.world.conditions import (MarkovChain, MarkovConditions, StaticConditi
                                     load_conditions_trace, stationary)
 from cosim.world.engine import Simulation, StopRule
 from cosim.world.mobility import Static
-from cosim.world.network import Network, OutagePolicy, RadioSpec, TransferDropped
+from cosim.world.network import Network, NetworkConfig, OutagePolicy, TransferDropped
 from cosim.world.nodes import Node
 from cosim.world.profiles import PROFILES
 
@@ -24,8 +24,10 @@ def world(outage=OutagePolicy(), n=2):
     for i in range(n):
         sim.devices.append(Node(sim, f"dev{i}", "device", "jetson-nano", PROFILES["jetson-nano"],
                                 Static([100, 0, 1.5])))
-    spec = RadioSpec(frequency_hz=3.5e9, pathloss="fspl", shadowing=False, fading="none")
-    sim.network = Network(sim, spec, 10e6, "equal", outage, 1e9, 0.0)
+    config = NetworkConfig(frequency_hz=3.5e9, medium={"bandwidth_hz": 10e6, "sharing": "equal"}, outage=outage,
+                           channel={"pathloss": {"model": "fspl"}, "shadowing": False, "fading": "none"},
+                           backhaul={"rate_bps": 1e9, "latency_s": 0.0})
+    sim.network = Network(sim, config)
     return sim
 
 
@@ -90,7 +92,7 @@ def test_radio_share_scales_the_rate():
 def test_an_unavailable_device_is_not_selected_and_its_transfers_stall_per_outage_policy():
     # dev1 away during [0, 100) s, back afterwards
     away = TraceConditions([0.0, 100.0], [1.0, 1.0], [1.0, 1.0], [False, True])
-    sim = world(OutagePolicy("wait", 30.0))
+    sim = world(OutagePolicy(policy="wait", max_wait_s=30.0))
     sim.devices[1].conditions = away
     assert [d.name for d in sim.select(None)] == ["dev0"]
     outcome = {}
@@ -106,7 +108,7 @@ def test_an_unavailable_device_is_not_selected_and_its_transfers_stall_per_outag
     assert outcome == {"dropped": pytest.approx(30.0)}
 
     # with more patience the flow waits for the device to come back and then completes
-    sim = world(OutagePolicy("wait", 500.0))
+    sim = world(OutagePolicy(policy="wait", max_wait_s=500.0))
     sim.devices[1].conditions = away
     outcome.clear()
     sim.process(proc())

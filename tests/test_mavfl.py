@@ -8,7 +8,7 @@ import math
 import pytest
 
 import cosim
-from cosim.learn.training import Learner
+from cosim.schemes import mavfl
 from cosim.schemes.mavfl import UCB1_EXPLORATION, Bandit, ucb1_indices, ucb1_select, utilities
 from conftest import tiny_scenario
 
@@ -30,13 +30,13 @@ def highway(tmp_path, selection="ucb"):
 
 def test_vehicles_that_leave_mid_round_fail_and_are_not_aggregated(tmp_path, monkeypatch):
     averaged = []
-    original = Learner.average
+    original = mavfl.aggregate
 
-    def spy(states, weights):
-        averaged.append(len(states))
-        return original(states, weights)
+    def spy(sim, server, uploads, *args, **kwargs):
+        averaged.append(len(uploads))
+        return (yield from original(sim, server, uploads, *args, **kwargs))
 
-    monkeypatch.setattr(Learner, "average", staticmethod(spy))
+    monkeypatch.setattr(mavfl, "aggregate", spy)
     r = cosim.run(highway(tmp_path), progress=False, plots=False)
     ev = r.events
     failed = ev[ev.kind == "failed_participation"]

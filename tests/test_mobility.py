@@ -14,7 +14,7 @@ from cosim.cli import main as cli_main
 from cosim.world.engine import Simulation, StopRule
 from cosim.world.mobility import (GaussMarkov, RandomWaypoint, RoadSegment, Static, TraceTrack, UavPath,
                                   load_trace, poisson_arrival_times_s)
-from cosim.world.network import Network, OutagePolicy, RadioSpec
+from cosim.world.network import Network, NetworkConfig
 from cosim.world.nodes import Node
 from cosim.world.profiles import PROFILES
 
@@ -110,8 +110,10 @@ def _upload_time_s(mobility) -> float:
     sim = Simulation(0, StopRule(rounds=1))
     sim.edge.append(Node(sim, "edge0", "edge", "edge-t4", PROFILES["edge-t4"], Static([0, 0, 25])))
     sim.devices.append(Node(sim, "dev0", "device", "jetson-nano", PROFILES["jetson-nano"], mobility))
-    spec = RadioSpec(frequency_hz=3.5e9, pathloss="fspl", shadowing=False, fading="none")
-    sim.network = Network(sim, spec, 10e6, "equal", OutagePolicy(), 1e9, 0.0)
+    config = NetworkConfig(frequency_hz=3.5e9, medium={"bandwidth_hz": 10e6, "sharing": "equal"},
+                           channel={"pathloss": {"model": "fspl"}, "shadowing": False, "fading": "none"},
+                           backhaul={"rate_bps": 1e9, "latency_s": 0.0})
+    sim.network = Network(sim, config)
     done = {}
 
     def proc():

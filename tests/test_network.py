@@ -9,7 +9,7 @@ import pytest
 
 from cosim.world.engine import Simulation, StopRule
 from cosim.world.mobility import RoadSegment, Static
-from cosim.world.network import Network, OutagePolicy, RadioSpec, TransferDropped
+from cosim.world.network import Network, NetworkConfig, OutagePolicy, TransferDropped
 from cosim.world.nodes import Node
 from cosim.world.profiles import PROFILES
 
@@ -22,9 +22,11 @@ def world(mobilities, outage=OutagePolicy()):
     sim.edge.append(Node(sim, "edge0", "edge", "edge-t4", PROFILES["edge-t4"], Static([0, 0, 25])))
     for i, m in enumerate(mobilities):
         sim.devices.append(Node(sim, f"dev{i}", "device", "jetson-nano", PROFILES["jetson-nano"], m))
-    spec = RadioSpec(frequency_hz=F_HZ, pathloss="fspl", shadowing=False, fading="none", ap_tx_power_dbm=AP_DBM,
-                     noise_figure_db=NF_DB)
-    sim.network = Network(sim, spec, B_HZ, "equal", outage, 1e9, 0.0)
+    config = NetworkConfig(frequency_hz=F_HZ, ap_tx_power_dbm=AP_DBM, noise_figure_db=NF_DB,
+                           channel={"pathloss": {"model": "fspl"}, "shadowing": False, "fading": "none"},
+                           medium={"bandwidth_hz": B_HZ, "sharing": "equal"}, outage=outage,
+                           backhaul={"rate_bps": 1e9, "latency_s": 0.0})
+    sim.network = Network(sim, config)
     return sim
 
 
@@ -81,7 +83,7 @@ def _leaving_vehicle():
 
 @pytest.mark.parametrize("policy,max_wait_s,gives_up_at_s", [("drop", 30.0, 1.0), ("wait", 5.0, 6.0)])
 def test_a_device_that_leaves_mid_transfer_is_dropped_per_policy(policy, max_wait_s, gives_up_at_s):
-    sim = world([_leaving_vehicle()], OutagePolicy(policy, max_wait_s))
+    sim = world([_leaving_vehicle()], OutagePolicy(policy=policy, max_wait_s=max_wait_s))
     outcome = {}
 
     def proc():

@@ -133,9 +133,9 @@ def test_comparison_of_schemes(tmp_path):
     assert _is_png(plots.plot_comparison(table, curves, tmp_path / "cmp.png", title="schemes"))
 
 
-def test_plot_run_writes_all_four_plots_and_skips_tracks_when_nothing_moves(run_dir):
+def test_plot_run_writes_all_four_plots_and_skips_tracks_and_decisions_when_absent(run_dir):
     written = plots.plot_run(run_dir)
-    assert [p.name for p in written] == [f for k, f in plots.PLOTS.items() if k != "tracks"]
+    assert [p.name for p in written] == [f for k, f in plots.PLOTS.items() if k not in ("tracks", "decisions")]
     assert all(_is_png(p) for p in written)
 
 
@@ -207,3 +207,18 @@ def test_timeline_draws_20k_events(tmp_path):
     })
     out = plots.plot_timeline(ev, None, tmp_path / "big.png")
     assert _is_png(out)
+
+
+def test_decisions_draw_one_panel_per_setting_and_a_line_per_device(tmp_path):
+    rows = []
+    for t, rnd in [(0.0, 1), (4.0, 2), (9.0, 3)]:
+        for i, dev in enumerate(["phone0", "phone1", "car0"]):
+            rows += [{"t_s": t, "round": rnd, "timescale": "large", "controller": "sft", "device": dev,
+                      "setting": "cut", "value": 1 + (i + rnd) % 3},
+                     {"t_s": t, "round": rnd, "timescale": "large", "controller": "sft", "device": dev,
+                      "setting": "keep", "value": 0.1 * (i + 1)},
+                     {"t_s": t, "round": rnd, "timescale": "small", "controller": "sft", "device": dev,
+                      "setting": "bandwidth_share", "value": [0.2, 0.3, 0.5][i]}]
+    rows.append({"t_s": 0.0, "round": 1, "timescale": "small", "controller": "sft", "device": "",
+                 "setting": "predicted_round_s", "value": 3.2})
+    assert _is_png(plots.plot_decisions(pd.DataFrame(rows), tmp_path / "d.png", title="decisions"))

@@ -94,8 +94,7 @@ def test_ring_step_is_the_whole_models_step_over_the_unfrozen_parameters(tmp_pat
     micro = micro_split(batch, 2)
 
     def driver():
-        yield sim.all_of(sim.process(chain_step(sim, sim.devices, parts, cuts, mb, 1, stop=stop, tag=f":mb{m}"))
-                         for m, mb in enumerate(micro))
+        yield sim.all_of(sim.process(chain_step(sim, sim.devices, parts, cuts, mb, stop=stop)) for mb in micro)
 
     sim.process(driver())
     sim.env.run()

@@ -97,9 +97,9 @@ def test_no_payload_carries_labels_or_input_ids(tmp_path, monkeypatch):
     payloads, batches = [], []
     send, draw = Simulation.send, Learner.next_indexed_batch
 
-    def spy_send(self, src, dst, payload, kind, rnd, codec=None):
+    def spy_send(self, src, dst, payload, kind, codec=None):
         payloads.append((kind, list(payload.values()) if isinstance(payload, dict) else list(payload)))
-        return (yield from send(self, src, dst, payload, kind, rnd, codec=codec))
+        return (yield from send(self, src, dst, payload, kind, codec=codec))
 
     def spy_draw(self, client):
         batch, keys = draw(self, client)

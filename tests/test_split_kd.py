@@ -46,9 +46,10 @@ def test_no_token_ids_or_labels_cross_the_link(tmp_path, monkeypatch):
     sent = []
     original = Simulation.send
 
-    def spy(self, src, dst, payload, kind, rnd, **kw):
-        sent.append((kind, payload))
-        return original(self, src, dst, payload, kind, rnd, **kw)
+    def spy(self, src, dst, payload, kind, **kw):
+        wire = payload.to_message() if hasattr(payload, "to_message") else payload  # an Activation: its message
+        sent.append((kind, wire))
+        return original(self, src, dst, payload, kind, **kw)
 
     monkeypatch.setattr(Simulation, "send", spy)
     _run(tmp_path)

@@ -7,10 +7,12 @@ not host timing, makes simulated durations identical on every machine.
 """
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
-import time
+import numpy as np
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -34,6 +36,18 @@ class StepMeter:
     def exclude_parameters(self, module: torch.nn.Module) -> None:
         """Weights saved for backward are resident weights, not activations: don't count them twice."""
         self._param_storages.update(p.untyped_storage().data_ptr() for p in module.parameters())
+
+    @staticmethod
+    def signature(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple:
+        """The cache key of a step: `fn`'s qualified name, the signature of the object it is bound to
+        (a model part: its trainable parameters) and the shapes of its arguments (`shape_signature`).
+        Two calls with the same signature cost the same FLOPs; anything that changes the cost must
+        show in it (or the caller passes `key=` to `Node.compute`)."""
+        owner = getattr(fn, "__self__", None)
+        func = getattr(fn, "__func__", fn)
+        name = getattr(func, "__qualname__", None) or type(func).__qualname__
+        return (name, None if owner is None else shape_signature(owner), shape_signature(args),
+                shape_signature(kwargs))
 
     def cost(self, key: Hashable) -> StepCost | None:
         return self._cache.get(key)
@@ -68,3 +82,28 @@ class StepMeter:
         self._cache[key] = cost
         self.measured += 1
         return result, cost
+
+
+def shape_signature(x) -> Hashable:
+    """What of `x` decides a step's cost: tensors by shape, dtype and whether they want a gradient;
+    containers by their items; objects with `cost_signature()` (a batch, a model part) by theirs;
+    plain numbers and strings by value; other objects by their type (their state must not change
+    the cost, or the caller passes a key)."""
+    if x is None or isinstance(x, (bool, int, float, str, bytes)):
+        return x
+    if isinstance(x, torch.Tensor):
+        return ("tensor", tuple(x.shape), x.dtype, x.requires_grad)
+    if isinstance(x, (list, tuple)):
+        return tuple(shape_signature(v) for v in x)
+    if isinstance(x, dict):
+        return tuple((k, shape_signature(v)) for k, v in x.items())
+    method = getattr(x, "cost_signature", None)
+    if method is not None:
+        return method()
+    if isinstance(x, np.ndarray):
+        return ("array", x.shape, x.dtype.str)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return (type(x).__qualname__, *(shape_signature(getattr(x, f.name)) for f in dataclasses.fields(x)))
+    if callable(x):
+        return getattr(x, "__qualname__", type(x).__qualname__)
+    return type(x).__qualname__

@@ -22,13 +22,18 @@ network starts as a linear probe on the last fed layer and every step is a well-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from .training import optimizer_slots, task_loss
+from ..config import Strict
+from ..world.network import TransferDropped
+from .adapters import LoraConfig
+from .compress import QuantCodec
+from .training import optimizer_slots, task_loss, tensor_bytes
 
 #: How a pivot token is read from a sequence (PAE's pivot-token shortcut).
 PIVOTS = ("auto", "first", "last", "mean")
@@ -50,6 +55,34 @@ class SideConfig:
         if not layers or layers[0] < 0 or layers[-1] >= depth:
             raise ValueError(f"side layers {self.layers} must be block indices in [0, {depth})")
         return layers
+
+
+class SideOptions(Strict):
+    """The scenario's `side:` block: what `SideConfig` is built from."""
+
+    reduction: int = Field(8, ge=1, description="adapter width = hidden // reduction")
+    normalize: bool = Field(False, description="scale each adapter's input to unit RMS per token")
+    layers: list[int] | None = Field(None, description="backbone blocks (0-based) feeding the side network; null = all")
+
+    def config(self) -> SideConfig:
+        return SideConfig(self.reduction, None if self.layers is None else tuple(self.layers), self.normalize)
+
+
+class SideTuningConfig(Strict):
+    """Knobs MobiLLM and PAE MobiLLM share: a scheme config mixes it in before `SchemeConfig`
+    (`class MobiLLMConfig(SideTuningConfig, SchemeConfig)`)."""
+
+    lora: LoraConfig | None = Field(None, description="unused: the device backbone stays frozen, no LoRA")
+    bits: Literal[2, 4, 8] = Field(8, description="bit width of the activations sent up")
+    stochastic_rounding: bool = Field(False, description="unbiased stochastic rounding instead of round-to-nearest")
+    quant_scale: Literal["tensor", "token"] = Field(
+        "tensor", description="one min-max range per activation tensor, or per token (8 bytes per token more); "
+                              "decoder LLMs need 'token': their massive activations flatten a per-tensor range")
+    side: SideOptions = Field(default_factory=SideOptions)
+
+    def codec(self, sim) -> QuantCodec:
+        return QuantCodec(self.bits, sim.rng("quantization") if self.stochastic_rounding else None,
+                          per_row=self.quant_scale == "token")
 
 
 class ParallelAdapter(nn.Module):
@@ -129,8 +162,8 @@ def server_side_network(sim, server, cfg: SideConfig, lr: float, optimizer: str)
     side, layers = build_side(sim.learner, cfg, seed=int(sim.rng("side/init").integers(2**31)))
     sim.meter.exclude_parameters(side)
     trainer = SideTrainer(side, lr, optimizer)
-    server.memory.hold("side_weights", trainer.parameter_bytes() + readout_bytes(sim.learner))
-    server.memory.hold("training_state", trainer.parameter_bytes() * (1 + optimizer_slots(optimizer)))
+    server.memory.resident("side_weights", trainer.parameter_bytes() + readout_bytes(sim.learner))
+    server.memory.resident("training_state", trainer.parameter_bytes() * (1 + optimizer_slots(optimizer)))
     return trainer, layers
 
 
@@ -225,6 +258,22 @@ def backbone_pass(learner, batch, layers: list[int], pivot: str | None = None):
     if pivot is not None:
         hiddens = [pivot_of(h, batch.attention_mask, pivot) for h in hiddens]
     return hiddens, logits
+
+
+def deliver_side(sim, server, trainer: SideTrainer, devices: list):
+    """Send the trained side network to every device (kind "side_network"), in parallel; each keeps
+    it beside its backbone. A device whose delivery is dropped goes without (the drop is in the trace)."""
+    state = trainer.state()
+
+    def one(dev):
+        try:
+            received = yield from sim.send(server, dev, state, kind="side_network")
+        except TransferDropped:
+            return
+        with received:
+            dev.memory.resident("side_weights", tensor_bytes(state.values()))
+
+    yield from sim.gather(one(dev) for dev in devices)
 
 
 def close_round_with_side(sim, rnd: int, logits_fn, train_losses, **extra):

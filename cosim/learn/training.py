@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from .aggregate import weighted_mean
 from .data import ClientData, TextDataset, batches, encode
 from .models import SplitModel
 
@@ -165,12 +166,8 @@ class Learner:
         return self._encode([self.train.texts[i] for i in rows], labels)
 
     # --- aggregation and evaluation ------------------------------------------------------------
-    @staticmethod
-    def average(states: list[State], weights: list[float]) -> State:
-        """Weighted mean of parameter states (FedAvg, McMahan et al. 2017, Algorithm 1)."""
-        w = torch.tensor(weights, dtype=torch.float64)
-        w = (w / w.sum()).tolist()
-        return {k: sum(wi * s[k] for wi, s in zip(w, states)) for k in states[0]}
+    #: Weighted mean of parameter states (cosim.learn.aggregate.weighted_mean).
+    average = staticmethod(weighted_mean)
 
     @torch.no_grad()
     def evaluate(self, state: State) -> tuple[float, float]:
@@ -195,6 +192,11 @@ class LocalModel:
 
     def state(self) -> State:
         return {k: v.detach().clone() for k, v in self.params.items()}
+
+    def cost_signature(self) -> tuple:
+        """What of this part decides a step's FLOPs: its blocks and which parameters train."""
+        return (type(self).__qualname__, self.start, self.end,
+                tuple((k, tuple(v.shape), v.requires_grad) for k, v in self.params.items()))
 
     def load(self, state: State) -> None:
         with torch.no_grad():

@@ -3,25 +3,20 @@
 A scheme is a generator function `run(sim, cfg)` — the SimPy process of the whole training —
 registered with `@scheme(name, config=ConfigClass, summary="one line")`. Its config is a pydantic
 model validated from the scenario's `scheme:` block, so a typo in a scheme's own knob is refused
-before anything runs, with the field's path.
+before anything runs, with the field's path. What needs more than the block itself (a cut layer
+against the model's depth, a profile name against the device groups) the config checks in
+`problems`, which the scenario calls once before the run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal
+from typing import Callable, ClassVar, Collection, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, ValidationInfo, field_validator
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoraConfig(Strict):
-    r: int = Field(8, ge=1, description="LoRA rank")
-    alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | None = Field(None, description="module names; default: attention query/value")
+from ..config import Strict
+from ..learn.adapters import LoraConfig   # re-exported: schemes import it from here
+from ..learn.ordering import OrderPolicy
 
 
 class SchemeConfig(Strict):
@@ -42,6 +37,54 @@ class SchemeConfig(Strict):
     def device_blocks(self, depth: int) -> tuple[int, int]:
         """Blocks [start, end) a device holds and trains (memory check before the run)."""
         return 0, depth
+
+    def problems(self, depth: int, source: str, device_profiles: Collection[str]) -> list[str]:
+        """What is wrong with this block given the model and the devices, one line each
+        ("scheme.<field>: <what was given>; allowed: <what>"); empty when nothing is.
+
+        `depth` is the number of blocks of the model `source` (model.source); `device_profiles`
+        the profile names of the scenario's device groups. A scheme whose knobs depend on them
+        extends this; the scenario calls it once, before the run.
+        """
+        return []
+
+    @staticmethod
+    def cut_problems(field: str, cut: int, depth: int, source: str) -> list[str]:
+        """A cut after block `cut` leaves the device blocks [0, cut): it must hold at least one
+        block and no more than the model has."""
+        if 1 <= cut <= depth:
+            return []
+        where = "beyond the model's depth" if cut > depth else "before the first block"
+        return [f"scheme.{field}: {where} (given {cut}); allowed: 1 to {depth} for {source!r} ({depth} blocks)"]
+
+
+class LoraRequired(SchemeConfig):
+    """A scheme that trains LoRA adapters only: `lora: null` (full fine-tuning) is refused."""
+
+    @field_validator("lora")
+    @classmethod
+    def _lora_set(cls, v, info: ValidationInfo):
+        if v is None:
+            name = info.data.get("name", "this scheme")
+            raise ValueError(f"{name} trains LoRA adapters only and needs a lora block; allowed: a mapping such "
+                             "as {r: 8, alpha: 16} (for full fine-tuning use fedavg or splitfed with lora: null)")
+        return v
+
+
+class SplitConfig(SchemeConfig):
+    """The knobs of the split family (split, splitfed, splitlora, splitfrozen): one cut, a device order."""
+
+    name: str = "split"
+    cut_layer: int = Field(2, ge=1, description="device holds embedding + blocks [0, cut_layer)")
+    order: OrderPolicy = Field("random_reshuffle", description="device order per round (cosim.learn.ordering): "
+                               "random_reshuffle | fixed | grab")
+
+    def device_blocks(self, depth: int) -> tuple[int, int]:
+        return 0, self.cut_layer
+
+    def problems(self, depth, source, device_profiles) -> list[str]:
+        return (super().problems(depth, source, device_profiles)
+                + self.cut_problems("cut_layer", self.cut_layer, depth, source))
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ leaves a client) — for `cyclic_rounds` rounds, to obtain a good initial model;
 from it for the remaining `rounds - cyclic_rounds` rounds. Every round, of either phase, is a row
 of the results (column `phase`: cyclic | fedavg).
 
-Phase 1 is `sequential_fl.sequential_round` with the `order` policy; phase 2 is
-`fedavg.fedavg_round`.
+Phase 1 is `common.sequential_round` with the `order` policy; phase 2 is FedAvg's round,
+`common.federated_round`.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from pydantic import Field, model_validator
 
 from ..learn.ordering import ClientOrder, OrderPolicy
 from .base import SchemeConfig, scheme
-from .fedavg import fedavg_round
-from .sequential_fl import sequential_round
+from .common import federated_round, sequential_round
 
 
 class CyclicFLConfig(SchemeConfig):
@@ -36,11 +35,11 @@ class CyclicFLConfig(SchemeConfig):
 def run(sim, cfg: CyclicFLConfig):
     learner, server = sim.learner, sim.edge[0]
     state = learner.initial_state()
-    server.memory.hold("weights", learner.weight_bytes())
+    server.memory.resident("weights", learner.weight_bytes())
     order = ClientOrder(cfg.order, sim.rng("order"))
     for rnd in sim.rounds():
         if rnd <= cfg.cyclic_rounds:
-            state, losses, visited = yield from sequential_round(sim, cfg, server, state, order, rnd)
+            state, losses, visited = yield from sequential_round(sim, cfg, server, state, order)
             sim.close_round(rnd, state, losses, clients=len(visited), phase="cyclic")
         else:
-            state = yield from fedavg_round(sim, cfg, server, state, rnd, phase="fedavg")
+            state = yield from federated_round(sim, cfg, server, state, phase="fedavg")

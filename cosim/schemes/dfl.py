@@ -27,7 +27,7 @@ import torch
 from pydantic import Field
 
 from .base import SchemeConfig, scheme
-from .fedavg import fedavg_round
+from .common import client_update, federated_round
 
 
 class DFLConfig(SchemeConfig):
@@ -61,48 +61,46 @@ class SoftTargets:
 def run(sim, cfg: DFLConfig):
     learner, server = sim.learner, sim.edge[0]
     state = learner.initial_state()
-    server.memory.hold("weights", learner.weight_bytes())
+    server.memory.resident("weights", learner.weight_bytes())
     store = {d.name: SoftTargets() for d in sim.devices}
 
-    def update(sim, cfg, dev, server, global_state, rnd):
-        return dfl_update(sim, cfg, dev, server, global_state, store[dev.name], rnd)
+    def dfl_update(sim, cfg, dev, server, global_state):
+        """FedAvg's client round with KD steps, then a new soft-target pass before the upload."""
+        targets = store[dev.name]
+        alpha = cfg.alpha_max * targets.agreement
+        return client_update(sim, cfg, dev, server, global_state,
+                             step=lambda local: kd_step(sim, cfg, dev, local, targets, alpha),
+                             after_training=lambda local: store_soft_targets(sim, cfg, dev, local, targets))
 
-    for rnd in sim.rounds():
+    for _ in sim.rounds():
         # the KD weight each client will use this round (mean over devices; a client's own is in the trace)
         kd_alpha = float(np.mean([cfg.alpha_max * t.agreement for t in store.values()]))
-        state = yield from fedavg_round(sim, cfg, server, state, rnd, update=update, kd_alpha=kd_alpha)
+        state = yield from federated_round(sim, cfg, server, state, update=dfl_update, kd_alpha=kd_alpha)
 
 
-def dfl_update(sim, cfg: DFLConfig, dev, server, global_state, targets: SoftTargets, rnd: int):
-    """Download, `local_steps` KD steps, store new soft targets, upload. Returns (state, n, loss)."""
+def kd_step(sim, cfg: DFLConfig, dev, local, targets: SoftTargets, alpha: float):
+    """One local step on the hard labels plus the stored soft targets (`LocalModel.kd_train_step`)."""
     learner = sim.learner
-    alpha = cfg.alpha_max * targets.agreement
-    num_classes = learner.train.num_classes
-    state = yield from sim.send(server, dev, global_state, kind="model_down", rnd=rnd)
-    local = learner.local(state)
-    dev.memory.hold("training_state", learner.training_state_bytes(list(state)))
-    losses = []
-    for _ in range(cfg.local_steps):
-        batch, rows = learner.next_indexed_batch(dev.name)
-        teacher, has = targets.lookup(rows, num_classes)
-        loss = yield from dev.compute(local.kd_train_step, batch, teacher, has, cfg.temperature, alpha,
-                                      kind="train", key=("kd_train", batch.signature), rnd=rnd,
-                                      detail=f"kd_alpha={alpha:.4f}")
-        losses.append(loss)
-    dev.memory.release("training_state")
-    # the trained model's soft predictions on all of the device's own samples, kept on the device
+    batch, rows = learner.next_indexed_batch(dev.name)
+    teacher, has = targets.lookup(rows, learner.train.num_classes)
+    # key: the cost depends on how many rows have a stored target (the distillation term's graph),
+    # which the derived key does not show, and not on alpha's value, which it would carry
+    return (yield from dev.compute(local.kd_train_step, batch, teacher, has, cfg.temperature, alpha, kind="train",
+                                   key=("kd_train", tuple(batch.input_ids.shape), int(has.sum())),
+                                   detail=f"kd_alpha={alpha:.4f}"))
+
+
+def store_soft_targets(sim, cfg: DFLConfig, dev, local, targets: SoftTargets):
+    """The trained model's soft predictions on all of the device's own samples, kept on the device
+    (a real forward per `batch_size` chunk); their agreement with the labels sets the next alpha."""
+    learner = sim.learner
     rows = learner.clients[dev.name].indices
     agree = 0
     for s in range(0, len(rows), cfg.batch_size):
         chunk = rows[s:s + cfg.batch_size]
         batch = learner.batch_of_rows(chunk)
-        logits = yield from dev.compute(local.predict_logits, batch, kind="infer",
-                                        key=("predict", batch.signature), rnd=rnd)
+        logits = yield from dev.compute(local.predict_logits, batch, kind="infer")
         agree += int((logits.argmax(-1) == batch.labels).sum())
         targets.logits.update({int(r): z for r, z in zip(chunk.tolist(), logits)})
     targets.agreement = agree / len(rows)
-    dev.memory.hold("soft_targets", len(targets.logits) * num_classes * 4)
-    update = local.state()
-    yield from sim.send(dev, server, update, kind="model_up", rnd=rnd)
-    dev.memory.release(f"recv:model_down:{server.name}")
-    return update, learner.num_samples(dev.name), sum(losses) / len(losses)
+    dev.memory.resident("soft_targets", len(targets.logits) * learner.train.num_classes * 4)

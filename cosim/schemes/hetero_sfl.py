@@ -29,10 +29,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..learn.training import mask_from_lengths, lengths_of, tensor_bytes
+from ..learn.activation import Activation
+from ..learn.aggregate import merge, weighted_mean
+from ..learn.training import tensor_bytes
 from ..world.network import TransferDropped
-from .base import scheme
-from .fedlora import LoraRequired
+from .base import LoraRequired, scheme
 
 
 def flow_shop_makespan(order, a, b) -> float:
@@ -105,55 +106,56 @@ def run(sim, cfg: HeteroSflConfig):
         if cut is None:
             raise ValueError(f"{dev.name} ({dev.profile_name}): not even cut 1 fits memory_fraction={cfg.memory_fraction}")
         cuts[dev.name] = cut
-        dev.memory.hold("weights", learner.weight_bytes(0, cut))
+        dev.memory.resident("weights", learner.weight_bytes(0, cut))
     sim.cuts = cuts
     global_state = learner.initial_state()
-    server.memory.hold("weights", learner.weight_bytes())
+    server.memory.resident("weights", learner.weight_bytes())
     estimates: dict[str, tuple[float, float]] = {}
     for rnd in sim.rounds():
         devices = sim.select(cfg.participants)
-        bottoms, tops = {}, {}
+        bottoms, tops, training, adapters = {}, {}, [], []
         for dev in devices:
             cut = cuts[dev.name]
-            state = yield from sim.send(server, dev, {k: global_state[k] for k in learner.trainable_names(0, cut)},
-                                        kind="model_down", rnd=rnd)
-            bottoms[dev.name] = learner.local(state, 0, cut)
-            dev.memory.hold("training_state", learner.training_state_bytes(list(state)))
+            down = yield from sim.send(server, dev, {k: global_state[k] for k in learner.trainable_names(0, cut)},
+                                       kind="model_down")
+            bottoms[dev.name] = learner.local(down.value, 0, cut)
+            training += [down, dev.memory.hold("training_state", learner.training_state_bytes(list(down.value)))]
             tops[dev.name] = learner.local({k: global_state[k] for k in learner.trainable_names(cut)}, start=cut)
-            server.memory.hold(f"adapters:{dev.name}", tensor_bytes(tops[dev.name].params.values()))
+            adapters.append(server.memory.hold("adapters", tensor_bytes(tops[dev.name].params.values())))
         losses = []
         for _ in range(cfg.local_steps):
             devices = [d for d in devices if d.name in bottoms]
-            step_losses = yield from flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates, rnd)
-            losses += step_losses
-        states, weights = [], []
+            losses += yield from flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates)
+        for held in training:  # the devices are done training: their download and optimizer state go
+            held.release()
+        uploads = []
         for dev in devices:
-            dev.memory.release("training_state")
+            if dev.name not in bottoms:  # its activation was dropped in the last step
+                continue
             try:
-                up = yield from sim.send(dev, server, bottoms[dev.name].state(), kind="model_up", rnd=rnd)
+                up = yield from sim.send(dev, server, bottoms[dev.name].state(), kind="model_up")
             except TransferDropped:
                 continue
-            states.append({**up, **tops[dev.name].state()})
-            weights.append(learner.num_samples(dev.name))
-        if states:
-            global_state = yield from server.compute(learner.average, states, weights, kind="aggregate",
-                                                     key=("average", len(states)), rnd=rnd)
-        server.memory.releases_with_prefix("recv:")
-        server.memory.releases_with_prefix("adapters:")
+            uploads.append((up, tops[dev.name], learner.num_samples(dev.name)))
+        if uploads:
+            states = [merge(up.value, top.state()) for up, top, _ in uploads]
+            global_state = yield from server.compute(weighted_mean, states, [n for *_, n in uploads], kind="aggregate")
+        for held in [up for up, *_ in uploads] + adapters:
+            held.release()
         sim.close_round(rnd, global_state, losses, clients=len(devices), order=cfg.order)
 
 
-def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates, rnd):
+def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates):
     """One local step of every device, served in the scheduled order; returns the losses."""
     learner = sim.learner
     forwards, hiddens = {}, {}
 
     def forward(dev):
         batch = learner.next_batch(dev.name)
-        cut = cuts[dev.name]
-        hidden = yield from dev.compute(bottoms[dev.name].bottom_forward, batch, cut, kind="fwd",
-                                        key=("fwd", cut, batch.signature), rnd=rnd, hold="activations")
-        hiddens[dev.name] = (hidden, batch)
+        saved = dev.memory.hold("activations")  # kept for the backward once the gradient is back
+        hidden = yield from dev.compute(bottoms[dev.name].bottom_forward, batch, cuts[dev.name], kind="fwd",
+                                        keep=saved)
+        hiddens[dev.name] = (hidden, batch, saved)
 
     for dev in devices:
         forwards[dev.name] = sim.process(forward(dev))
@@ -184,10 +186,9 @@ def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates, rn
             yield from send_up(dev)
 
     def send_up(dev):
-        hidden, batch = hiddens[dev.name]
-        message = {"hidden": hidden, "lengths": lengths_of(batch.attention_mask), "labels": batch.labels}
+        hidden, batch, _ = hiddens[dev.name]
         try:
-            received = yield from sim.send(dev, server, message, kind="activation", rnd=rnd)
+            received = yield from sim.send(dev, server, Activation.of(hidden, batch), kind="activation")
         except TransferDropped:
             received = None
         arrived[dev.name].succeed((received, sim.now - t0))
@@ -205,26 +206,29 @@ def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates, rn
         remaining.remove(name)
         received, a_time = arrived[name].value
         dev = sim.node(name)
-        if received is None:
+        hidden, _, saved = hiddens[name]
+        if received is None:  # the device drops out of this round; the drop is in the trace
             bottoms.pop(name, None)
+            saved.release()
             continue
-        cut = cuts[name]
-        mask = mask_from_lengths(received["lengths"], received["hidden"].shape[1])
-        s0 = sim.now
-        loss, grad = yield from server.compute(tops[name].top_step, received["hidden"], mask, received["labels"], cut,
-                                               kind="train", key=("top", cut, tuple(received["hidden"].shape)),
-                                               rnd=rnd, detail=name)
-        server.memory.release(f"recv:activation:{name}")
+        with received:
+            act = received.value
+            s0 = sim.now
+            loss, grad = yield from server.compute(tops[name].top_step, act.hidden, act.mask, act.labels, cuts[name],
+                                                   kind="train", detail=name)
         estimates[name] = (a_time, sim.now - s0)
         losses.append(loss)
-        tails.append(sim.client(tail(sim, dev, server, bottoms[name], hiddens[name][0], grad, cut, rnd)))
+        tails.append(sim.process(tail(sim, dev, server, bottoms[name], hidden, saved, grad)))
     yield sim.all_of(tails)
     return losses
 
 
-def tail(sim, dev, server, bottom, hidden, grad, cut, rnd):
-    (grad,) = yield from sim.send(server, dev, [grad], kind="gradient", rnd=rnd)
-    yield from dev.compute(bottom.bottom_backward, hidden, grad, kind="bwd", key=("bwd", cut, tuple(hidden.shape)),
-                           rnd=rnd)
-    dev.memory.release("activations")
-    dev.memory.release(f"recv:gradient:{server.name}")
+def tail(sim, dev, server, bottom, hidden, saved, grad):
+    """The device's end of its step, while the server serves the next device: the gradient comes
+    down, the bottom backpropagates it and updates, and the saved activations are freed."""
+    with saved:
+        try:
+            with (yield from sim.send(server, dev, [grad], kind="gradient")) as down:
+                yield from dev.compute(bottom.bottom_backward, hidden, down.value[0], kind="bwd")
+        except TransferDropped:
+            pass  # the device misses this update; the drop is in the trace

@@ -15,11 +15,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import SchemeConfig, scheme
-from .fedlora import LoraRequired
+from .base import LoraRequired, scheme
+from .common import local_step
 
 
-class LocalLoraConfig(LoraRequired, SchemeConfig):
+class LocalLoraConfig(LoraRequired):
     name: str = "local_lora"
     evaluate: Literal["first", "average"] = Field("first", description="which model each round's evaluation scores")
 
@@ -31,11 +31,10 @@ def run(sim, cfg: LocalLoraConfig):
     devices = list(sim.devices)
     locals_ = {dev.name: learner.local(learner.initial_state()) for dev in devices}
     for dev in devices:
-        dev.memory.hold("training_state", learner.training_state_bytes(learner.trainable))
+        dev.memory.resident("training_state", learner.training_state_bytes(learner.trainable))
     for rnd in sim.rounds():
-        finished = yield sim.all_of(sim.process(_train_alone(sim, cfg, dev, locals_[dev.name], rnd))
-                                    for dev in devices)
-        losses = [loss for per_device in finished.values() for loss in per_device]
+        trained = yield from sim.gather(_train_alone(sim, cfg, dev, locals_[dev.name]) for dev in devices)
+        losses = [loss for per_device in trained.results for loss in per_device]
         states = [locals_[dev.name].state() for dev in devices]
         if cfg.evaluate == "average":
             state = learner.average(states, [1.0] * len(states))
@@ -44,11 +43,9 @@ def run(sim, cfg: LocalLoraConfig):
         sim.close_round(rnd, state, losses, clients=len(devices))
 
 
-def _train_alone(sim, cfg: LocalLoraConfig, dev, local, rnd: int):
+def _train_alone(sim, cfg: LocalLoraConfig, dev, local):
     """One device's round: `local_steps` real LoRA steps on its own data (`LocalModel.train_step`)."""
     losses = []
     for _ in range(cfg.local_steps):
-        batch = sim.learner.next_batch(dev.name)
-        losses.append((yield from dev.compute(local.train_step, batch, kind="train", key=("train", batch.signature),
-                                              rnd=rnd)))
+        losses.append((yield from local_step(sim, dev, local)))
     return losses

@@ -26,9 +26,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..world.engine import DROPPED
 from .base import SchemeConfig, scheme
-from .fedavg import client_update
+from .common import aggregate, client_update
 
 #: UCB1's exploration constant: index = mean + sqrt(2 ln n / n_j) (Auer et al. 2002, Fig. 1).
 UCB1_EXPLORATION = math.sqrt(2.0)
@@ -107,7 +106,7 @@ class Bandit:
 def run(sim, cfg: MavflConfig):
     learner, server = sim.learner, sim.edge[0]
     global_state = learner.initial_state()
-    server.memory.hold("weights", learner.weight_bytes())
+    server.memory.resident("weights", learner.weight_bytes())
     bandit = Bandit()
     for rnd in sim.rounds():
         clients = choose(sim, cfg, bandit)
@@ -115,24 +114,17 @@ def run(sim, cfg: MavflConfig):
             yield sim.timeout(1.0)
             sim.close_round(rnd, global_state, [], clients=0, updates=0, failed=0)
             continue
-        finished = yield sim.all_of(sim.client(timed(sim, cfg, dev, server, global_state, rnd)) for dev in clients)
-        outcome = {}
-        for dev, value in zip(clients, finished.values()):
-            if value is DROPPED:
-                outcome[dev.name] = None
-                sim.trace.record(sim.now, sim.now, dev.name, "failed_participation", rnd, peer=server.name,
+        updates = (yield from sim.gather(timed(sim, cfg, dev, server, global_state) for dev in clients)).results
+        done = {name: (loss, delay_s) for _, _, loss, delay_s, name in updates}
+        for dev in clients:
+            if dev.name not in done:
+                sim.trace.record(sim.now, sim.now, dev.name, "failed_participation", peer=server.name,
                                  detail="left the road segment before its upload completed")
-            else:
-                outcome[dev.name] = value
-        reward = utilities({v: (r[2], r[3]) if r else None for v, r in outcome.items()}, cfg.loss_weight)
-        for v, r in outcome.items():
-            bandit.update(v, r is not None, reward[v])
-        updates = [r for r in outcome.values() if r is not None]
+        reward = utilities({d.name: done.get(d.name) for d in clients}, cfg.loss_weight)
+        for dev in clients:
+            bandit.update(dev.name, dev.name in done, reward[dev.name])
         if updates:
-            states, weights = [u[0] for u in updates], [u[1] for u in updates]
-            global_state = yield from server.compute(learner.average, states, weights, kind="aggregate",
-                                                     key=("average", len(states)), rnd=rnd)
-        server.memory.releases_with_prefix("recv:")
+            global_state = yield from aggregate(sim, server, updates)
         ratios = [bandit.participation_ratio(d.name) for d in clients]
         sim.close_round(rnd, global_state, [u[2] for u in updates], clients=len(clients), updates=len(updates),
                         failed=len(clients) - len(updates), participation_ratio=float(np.nanmean(ratios)))
@@ -148,8 +140,8 @@ def choose(sim, cfg: MavflConfig, bandit: Bandit) -> list:
     return bandit.select(pool, cfg.participants or len(pool), cfg.exploration, sim.rng("selection"))
 
 
-def timed(sim, cfg: MavflConfig, dev, server, global_state, rnd: int):
-    """FedAvg's client round, timed: returns (state, samples, loss, delay_s)."""
+def timed(sim, cfg: MavflConfig, dev, server, global_state):
+    """FedAvg's client round, timed: returns (upload, samples, loss, delay_s, vehicle name)."""
     t0 = sim.now
-    state, n, loss = yield from client_update(sim, cfg, dev, server, global_state, rnd)
-    return state, n, loss, sim.now - t0
+    upload, n, loss = yield from client_update(sim, cfg, dev, server, global_state)
+    return upload, n, loss, sim.now - t0, dev.name

@@ -13,8 +13,8 @@ Modelling choices:
 - What travels up per micro-batch: the fed layers' hidden states (B, T, H) each, quantized per
   tensor (min-max), the sequence lengths (int32) and the labels (MobiLLM's server trains on
   labels). Exact size: `quantized_payload_bytes`.
-- Pipeline. The device loop is `protocol.pipelined_producer` (the SplitFrozen one): the device's
-  forward of micro-batch k+1 overlaps with the upload of, and the server's training on, k.
+- Pipeline. A round is `common.pipelined_round` (the SplitFrozen one): the device's forward of
+  micro-batch k+1 overlaps with the upload of, and the server's training on, k.
 - End. After the last round the side network (weights, fp32) is sent to every device that took
   part (kind "side_network") so it can run backbone + side at inference. Evaluation after each
   round is that inference model: the full-precision backbone plus the side network
@@ -26,47 +26,15 @@ Modelling choices:
 """
 from __future__ import annotations
 
-from typing import Literal
-
-import simpy
 from pydantic import Field
 
-from ..learn.compress import QuantCodec
-from ..learn.protocol import pipelined_producer, serve_queue
-from ..learn.side import SideConfig, SideTrainer, close_round_with_side, server_side_network
-from ..learn.training import lengths_of, mask_from_lengths, tensor_bytes
-from .base import LoraConfig, SchemeConfig, Strict, scheme
+from ..learn.activation import Activation
+from ..learn.side import SideTuningConfig, close_round_with_side, deliver_side, server_side_network
+from .base import SchemeConfig, scheme
+from .common import pipelined_round
 
 
-class SideOptions(Strict):
-    reduction: int = Field(8, ge=1, description="adapter width = hidden // reduction")
-    normalize: bool = Field(False, description="scale each adapter's input to unit RMS per token")
-    layers: list[int] | None = Field(None, description="backbone blocks (0-based) feeding the side network; null = all")
-
-    def config(self) -> SideConfig:
-        return SideConfig(self.reduction, None if self.layers is None else tuple(self.layers), self.normalize)
-
-
-class SideTuningConfig(SchemeConfig):
-    """Knobs MobiLLM and PAE MobiLLM share."""
-
-    lora: LoraConfig | None = Field(None, description="unused: the device backbone stays frozen, no LoRA")
-    bits: Literal[2, 4, 8] = Field(8, description="bit width of the activations sent up")
-    stochastic_rounding: bool = Field(False, description="unbiased stochastic rounding instead of round-to-nearest")
-    quant_scale: Literal["tensor", "token"] = Field(
-        "tensor", description="one min-max range per activation tensor, or per token (8 bytes per token more); "
-                              "decoder LLMs need 'token': their massive activations flatten a per-tensor range")
-    side: SideOptions = Field(default_factory=SideOptions)
-
-    def device_blocks(self, depth: int) -> tuple[int, int]:
-        return 0, depth
-
-    def codec(self, sim) -> QuantCodec:
-        return QuantCodec(self.bits, sim.rng("quantization") if self.stochastic_rounding else None,
-                          per_row=self.quant_scale == "token")
-
-
-class MobiLLMConfig(SideTuningConfig):
+class MobiLLMConfig(SideTuningConfig, SchemeConfig):
     name: str = "mobillm"
     pipeline: bool = Field(True, description="device computes micro-batch k+1 while the server trains on k")
 
@@ -77,61 +45,30 @@ def run(sim, cfg: MobiLLMConfig):
     learner, server = sim.learner, sim.edge[0]
     trainer, layers = server_side_network(sim, server, cfg.side.config(), cfg.lr, cfg.optimizer)
     side, codec = trainer.side, cfg.codec(sim)
+
+    def backbone_forward(dev, k):
+        """Device: the frozen backbone's outputs at the fed layers for its next micro-batch."""
+        batch = learner.next_batch(dev.name)
+        hiddens = yield from dev.compute(learner.frozen_layer_outputs, batch, layers, kind="fwd")
+        return Activation.of(hiddens, batch, layers=layers)
+
+    def train_side(dev, received, proceed):
+        """Server: one step of the side network on the received (dequantized) activations."""
+        act = received.value
+        return (yield from server.compute(trainer.train_step, act.hiddens, act.mask, act.labels, kind="train",
+                                          detail=dev.name))
+
     served = set()
     for rnd in sim.rounds():
         devices = sim.select(cfg.participants)
-        queue = simpy.Store(sim.env)
-        producers = [sim.client(pipelined_producer(sim, dev, server, cfg.local_steps, _producer(sim, dev, layers, rnd),
-                                                   queue, rnd, pipeline=cfg.pipeline, codec=codec))
-                     for dev in devices]
-        losses = yield sim.process(serve_queue(queue, len(devices), _server_step(sim, server, trainer, layers, rnd)))
-        yield sim.all_of(producers)
+        losses = yield from pipelined_round(sim, devices, server, backbone_forward, train_side, steps=cfg.local_steps,
+                                            pipeline=cfg.pipeline, codec=codec)
         served.update(devices)
         close_round_with_side(sim, rnd, lambda b: inference(learner, side, layers, b), losses, clients=len(devices))
-    yield from deliver_side(sim, server, trainer, sorted(served, key=lambda d: d.name), sim.current_round)
-
-
-def _producer(sim, dev, layers: list[int], rnd: int):
-    learner = sim.learner
-
-    def produce(k: int):
-        batch = learner.next_batch(dev.name)
-        hiddens = yield from dev.compute(learner.frozen_layer_outputs, batch, layers, kind="fwd",
-                                         key=("side_fwd", tuple(layers), batch.signature), rnd=rnd)
-        message = {f"h{i}": h for i, h in zip(layers, hiddens)}
-        return {**message, "lengths": lengths_of(batch.attention_mask), "labels": batch.labels}
-
-    return produce
-
-
-def _server_step(sim, server, trainer: SideTrainer, layers: list[int], rnd: int):
-    def serve(dev, k, received, done):
-        hiddens = [received[f"h{i}"] for i in layers]
-        mask = mask_from_lengths(received["lengths"], hiddens[0].shape[1])
-        loss = yield from server.compute(trainer.train_step, hiddens, mask, received["labels"], kind="train",
-                                         key=("side_train", len(layers), tuple(hiddens[0].shape)), rnd=rnd,
-                                         detail=dev.name)
-        server.memory.release(f"queued:{dev.name}:{k}")
-        done.succeed(True)
-        return loss
-
-    return serve
+    yield from deliver_side(sim, server, trainer, sorted(served, key=lambda d: d.name))
 
 
 def inference(learner, side, layers: list[int], batch):
     """The device's inference model: frozen backbone (full precision) + the side network."""
     hiddens = learner.frozen_layer_outputs(batch, layers)
     return side(hiddens, batch.attention_mask)
-
-
-def deliver_side(sim, server, trainer: SideTrainer, devices: list, rnd: int):
-    """Send the trained side network to every device (kind "side_network"), in parallel."""
-    state = trainer.state()
-
-    def one(dev):
-        yield from sim.send(server, dev, state, kind="side_network", rnd=rnd)
-        dev.memory.hold("side_weights", tensor_bytes(state.values()))
-        dev.memory.release(f"recv:side_network:{server.name}")
-
-    if devices:
-        yield sim.all_of(sim.client(one(dev)) for dev in devices)

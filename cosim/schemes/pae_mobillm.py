@@ -40,14 +40,13 @@ import torch
 from pydantic import Field
 
 from ..learn.compress import quantized_tensor_bytes
-from ..learn.side import (SideTrainer, backbone_pass, close_round_with_side, prediction_difference,
-                          resolve_pivot, server_side_network)
+from ..learn.side import (SideTrainer, SideTuningConfig, backbone_pass, close_round_with_side, deliver_side,
+                          prediction_difference, resolve_pivot, server_side_network)
 from ..learn.training import Batch
-from .base import scheme
-from .mobillm import SideTuningConfig, deliver_side
+from .base import SchemeConfig, scheme
 
 
-class PaeMobiLLMConfig(SideTuningConfig):
+class PaeMobiLLMConfig(SideTuningConfig, SchemeConfig):
     name: str = "pae_mobillm"
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
     task_note: ClassVar[str] = ("its pivot-token shortcut and prediction differences assume one prediction per "
@@ -67,16 +66,15 @@ def run(sim, cfg: PaeMobiLLMConfig):
     served = set()
     for rnd in sim.rounds():
         devices = sim.select(cfg.participants)
-        finished = yield sim.all_of(sim.client(client_round(sim, cfg, dev, server, trainer, layers, pivot,
-                                                            caches[dev.name], rnd)) for dev in devices)
-        kept = sim.survivors(finished, rnd) or []
+        gathered = yield from sim.gather(client_round(sim, cfg, dev, server, trainer, layers, pivot, caches[dev.name])
+                                         for dev in devices)
         served.update(devices)
         close_round_with_side(sim, rnd, lambda b: inference(learner, side, layers, pivot, b),
-                              [loss for losses in kept for loss in losses], clients=len(devices))
-    yield from deliver_side(sim, server, trainer, sorted(served, key=lambda d: d.name), sim.current_round)
+                              [loss for losses in gathered.results for loss in losses], clients=len(devices))
+    yield from deliver_side(sim, server, trainer, sorted(served, key=lambda d: d.name))
 
 
-def client_round(sim, cfg: PaeMobiLLMConfig, dev, server, trainer: SideTrainer, layers, pivot, caches, rnd: int):
+def client_round(sim, cfg: PaeMobiLLMConfig, dev, server, trainer: SideTrainer, layers, pivot, caches):
     """`local_steps` minibatches of one device; returns the device's losses."""
     learner, codec = sim.learner, cfg.codec(sim)
     server_cache, device_cache = caches
@@ -90,34 +88,28 @@ def client_round(sim, cfg: PaeMobiLLMConfig, dev, server, trainer: SideTrainer, 
         if new:  # 1. only the samples the server has not cached: device forward, pivots up
             rows = [int(np.flatnonzero(keys == s)[0]) for s in new]
             sub = Batch(batch.input_ids[rows], batch.attention_mask[rows], batch.labels[rows])
-            pivots, logits = yield from dev.compute(backbone_pass, learner, sub, layers, pivot, kind="fwd",
-                                                    key=("pae_fwd", tuple(layers), pivot, sub.signature), rnd=rnd)
+            pivots, logits = yield from dev.compute(backbone_pass, learner, sub, layers, pivot, kind="fwd")
             message = {"keys": torch.tensor(new, dtype=torch.int32), **{f"p{i}": p for i, p in zip(layers, pivots)}}
-            received = yield from sim.send(dev, server, message, kind="activation", rnd=rnd, codec=codec)
-            server.memory.release(f"recv:activation:{dev.name}")
-            for j, s in enumerate(received["keys"].tolist()):
-                server_cache[s] = [received[f"p{i}"][j] for i in layers]
-                device_cache[s] = logits[j]
+            with (yield from sim.send(dev, server, message, kind="activation", codec=codec)) as up:
+                for j, s in enumerate(up.value["keys"].tolist()):
+                    server_cache[s] = [up.value[f"p{i}"][j] for i in layers]
+                    device_cache[s] = logits[j]
             per_sample = len(layers) * quantized_tensor_bytes(learner.model.hidden_size, cfg.bits)
-            server.memory.hold(f"cache:{dev.name}", per_sample * len(server_cache))
-            dev.memory.hold("logit_cache", sum(t.numel() * t.element_size() for t in device_cache.values()))
+            server.memory.resident(f"cache:{dev.name}", per_sample * len(server_cache))
+            dev.memory.resident("logit_cache", sum(t.numel() * t.element_size() for t in device_cache.values()))
         # 3. request: the batch's keys up, the side logits down
-        (req,) = yield from sim.send(dev, server, [torch.from_numpy(keys.astype(np.int32))], kind="request", rnd=rnd)
-        server.memory.release(f"recv:request:{dev.name}")
-        inputs = [torch.stack([server_cache[int(s)][li] for s in req.tolist()]) for li in range(len(layers))]
-        side_logits = yield from server.compute(trainer.predict, inputs, kind="fwd",
-                                                key=("side_fwd", len(layers), tuple(inputs[0].shape)), rnd=rnd,
-                                                detail=dev.name)
-        (z_side,) = yield from sim.send(server, dev, [side_logits], kind="side_output", rnd=rnd)
-        dev.memory.release(f"recv:side_output:{server.name}")
+        with (yield from sim.send(dev, server, [torch.from_numpy(keys.astype(np.int32))], kind="request")) as req:
+            inputs = [torch.stack([server_cache[int(s)][li] for s in req.value[0].tolist()])
+                      for li in range(len(layers))]
+        side_logits = yield from server.compute(trainer.predict, inputs, kind="fwd", detail=dev.name)
+        with (yield from sim.send(server, dev, [side_logits], kind="side_output")) as down:
+            (z_side,) = down.value
         # 4. the device combines, computes its loss and the difference; the server trains on it
         backbone = torch.stack([device_cache[int(s)] for s in keys.tolist()])
-        loss, diff = yield from dev.compute(prediction_difference, backbone, z_side, batch.labels, kind="combine",
-                                            key=("combine", tuple(backbone.shape)), rnd=rnd)
-        (diff,) = yield from sim.send(dev, server, [diff], kind="difference", rnd=rnd)
-        server.memory.release(f"recv:difference:{dev.name}")
-        yield from server.compute(trainer.apply_difference, inputs, diff, kind="train",
-                                  key=("side_diff", len(layers), tuple(inputs[0].shape)), rnd=rnd, detail=dev.name)
+        loss, diff = yield from dev.compute(prediction_difference, backbone, z_side, batch.labels, kind="combine")
+        with (yield from sim.send(dev, server, [diff], kind="difference")) as up:
+            (diff,) = up.value
+        yield from server.compute(trainer.apply_difference, inputs, diff, kind="train", detail=dev.name)
         losses.append(loss)
     return losses
 

@@ -21,8 +21,8 @@ Modelling choices (stated because time, memory and the model depend on them):
   once (each device's processor takes them in arrival order, so device i works on micro-batch m
   while device i+1 works on m-1). Gradients accumulate over the micro-batches and every device
   updates once per batch (synchronous, GPipe-style: no weight staleness), with the mean
-  gradient. Memory of buffers received over the network (`recv:*`) is held per sender name, so
-  overlapping micro-batches from the same sender count once there (an undercount).
+  gradient. Every micro-batch holds its own buffers (saved activations, what it received) until
+  its exchange is over, so overlapping micro-batches each count.
 - Unfreezing. `unfreeze: {every_rounds: k, start_top: m, add: a}`: in round r the adapters of the
   top min(depth, m + a·floor((r-1)/k)) blocks train, plus a classification head (always; a causal
   LM's pretrained head stays frozen). `unfreeze: all`:
@@ -38,10 +38,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from ..config import Strict
+from ..learn.aggregate import merge
 from ..learn.protocol import chain_step
 from ..learn.training import Batch, tensor_bytes
-from .base import SchemeConfig, Strict, scheme
-from .fedlora import LoraRequired
+from .base import LoraRequired, SchemeConfig, scheme
 
 
 class UnfreezeSchedule(Strict):
@@ -121,37 +122,29 @@ def run(sim, cfg: RingAdaConfig):
         part = learner.local(learner.initial_state(names), a, b)
         part.accumulate()
         parts.append(part)
-        dev.memory.hold("weights", learner.weight_bytes(a, b))
+        dev.memory.resident("weights", learner.weight_bytes(a, b))
     for rnd in sim.rounds():
         stop = lowest_trainable(cfg, depth, rnd)
         for dev, part in zip(ring, parts):
             for name, p in part.params.items():  # a trainable head (above every block) always trains
                 p.requires_grad_(block_of[name] >= stop if name in block_of else True)
             training = [n for n, p in part.params.items() if p.requires_grad]
-            dev.memory.hold("training_state", learner.training_state_bytes(training))
+            dev.memory.resident("training_state", learner.training_state_bytes(training))
         losses = []
         for _ in range(cfg.local_steps):
             batch = learner.next_batch(ring[0].name)
             micro = micro_split(batch, cfg.micro_batches)
-            finished = yield sim.all_of(sim.client(chain_step(sim, ring, parts, cuts, mb, rnd, stop=stop,
-                                                              tag=f":mb{m}"))
-                                        for m, mb in enumerate(micro))
-            done = sim.survivors(finished, rnd) or []
-            losses += done
-            yield sim.all_of(sim.process(_update(dev, part, len(micro), stop, rnd)) for dev, part in zip(ring, parts)
+            gathered = yield from sim.gather(chain_step(sim, ring, parts, cuts, mb, stop=stop) for mb in micro)
+            losses += gathered.results
+            yield sim.all_of(sim.process(_update(dev, part, len(micro))) for dev, part in zip(ring, parts)
                              if any(p.requires_grad for p in part.params.values()))
-        for dev in ring:
-            dev.memory.releases_with_prefix("recv:")
-        state = {}
-        for part in parts:
-            state.update(part.state())
-        sim.close_round(rnd, state, losses, lowest_trainable_block=stop,
+        sim.close_round(rnd, merge(*(part.state() for part in parts)), losses, lowest_trainable_block=stop,
                         trainable_adapter_bytes=sum(tensor_bytes(p for p in part.params.values() if p.requires_grad)
                                                     for part in parts))
 
 
-def _update(dev, part, micro: int, stop: int, rnd: int):
-    """One optimizer step on a device's accumulated micro-batch gradients."""
-    yield from dev.compute(part.flush, 1.0 / micro, kind="update", key=("flush", part.start, max(stop, part.start)),
-                           rnd=rnd)
+def _update(dev, part, micro: int):
+    """One optimizer step on a device's accumulated micro-batch gradients (its cost follows which
+    of the part's parameters train: the part's signature shows it)."""
+    yield from dev.compute(part.flush, 1.0 / micro, kind="update")
     part.accumulate()

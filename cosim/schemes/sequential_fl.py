@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..learn.ordering import ClientOrder, OrderPolicy, flat_direction
-from ..world.network import TransferDropped
+from ..learn.ordering import ClientOrder, OrderPolicy
 from .base import SchemeConfig, scheme
+from .common import sequential_round
 
 
 class SequentialFLConfig(SchemeConfig):
@@ -29,28 +29,8 @@ class SequentialFLConfig(SchemeConfig):
 def run(sim, cfg: SequentialFLConfig):
     learner, server = sim.learner, sim.edge[0]
     state = learner.initial_state()
-    server.memory.hold("weights", learner.weight_bytes())
+    server.memory.resident("weights", learner.weight_bytes())
     order = ClientOrder(cfg.order, sim.rng("order"))
     for rnd in sim.rounds():
-        state, losses, visited = yield from sequential_round(sim, cfg, server, state, order, rnd)
+        state, losses, visited = yield from sequential_round(sim, cfg, server, state, order)
         sim.close_round(rnd, state, losses, clients=len(visited), order=" ".join(d.name for d in visited))
-
-
-def sequential_round(sim, cfg: SchemeConfig, server, state, order: ClientOrder, rnd: int):
-    """One pass of the model over the round's clients in `order`'s sequence (not closed).
-
-    Returns (state after the last client, training losses, the clients in visiting order)."""
-    from .fedavg import client_update
-
-    visited = order.order(sim.select(cfg.participants), sim.devices)
-    losses = []
-    for dev in visited:
-        try:
-            new_state, _, loss = yield from client_update(sim, cfg, dev, server, state, rnd)
-        except TransferDropped:
-            continue  # the drop is in the trace; the next client starts from the last model received
-        order.observe(dev.name, flat_direction(state, new_state))
-        state = new_state
-        losses.append(loss)
-        server.memory.releases_with_prefix("recv:")
-    return state, losses, visited

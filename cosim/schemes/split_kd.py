@@ -24,10 +24,12 @@ import torch
 from pydantic import Field
 from torch.func import functional_call
 
+from ..learn.activation import Activation
 from ..learn.adapters import train_all
+from ..learn.aggregate import weighted_mean
 from ..learn.models import TinySize, build_classifier
-from ..learn.training import (SeparateLocalModel, lengths_of, logits_backward, logits_loss_grad, mask_from_lengths,
-                              optimizer_slots, tensor_bytes, top_forward)
+from ..learn.training import (SeparateLocalModel, logits_backward, logits_loss_grad, optimizer_slots, tensor_bytes,
+                              top_forward)
 from .base import SchemeConfig, Strict, scheme
 
 
@@ -52,6 +54,10 @@ class SplitKdConfig(SchemeConfig):
     def device_blocks(self, depth: int) -> tuple[int, int]:
         return 0, self.cut_layer
 
+    def problems(self, depth, source, device_profiles) -> list[str]:
+        return (super().problems(depth, source, device_profiles)
+                + self.cut_problems("cut_layer", self.cut_layer, depth, source))
+
 
 def build_student(sim, cfg: SplitKdConfig):
     """The student: a tiny model of the teacher's family (tiny-bert for MiniLM), all weights trainable."""
@@ -70,20 +76,22 @@ def run(sim, cfg: SplitKdConfig):
     student = build_student(sim, cfg)
     student_state = {n: p.detach().clone() for n, p in student.named_parameters()}
     top_state = learner.initial_state(learner.trainable_names(cut))
-    server.memory.hold("weights", learner.weight_bytes(cut))
+    server.memory.resident("weights", learner.weight_bytes(cut))
     for rnd in sim.rounds():
         clients = sim.select(cfg.participants)
-        finished = yield sim.all_of(sim.client(device_round(sim, cfg, dev, server, student, student_state,
-                                                            top_state, rnd)) for dev in clients)
-        updates = sim.survivors(finished, rnd) or []
+        copies = []  # each device's teacher-top copy on the edge, held until the copies are averaged
+        gathered = yield from sim.gather(device_round(sim, cfg, dev, server, student, student_state, top_state, copies)
+                                         for dev in clients)
+        updates = gathered.results
         if updates:
-            students, tops, weights, _, _ = zip(*updates)
-            student_state = yield from server.compute(learner.average, list(students), list(weights),
-                                                      kind="aggregate", key=("average_student", len(students)), rnd=rnd)
-            top_state = yield from server.compute(learner.average, list(tops), list(weights), kind="aggregate",
-                                                  key=("average_top", len(tops)), rnd=rnd)
-        for prefix in ("recv:", "teacher_top:", "teacher:"):   # per-device copies and buffers of the round
-            server.memory.releases_with_prefix(prefix)
+            uploads, tops, weights, _, _ = zip(*updates)
+            student_state = yield from server.compute(weighted_mean, [u.value for u in uploads], list(weights),
+                                                      kind="aggregate")
+            top_state = yield from server.compute(weighted_mean, list(tops), list(weights), kind="aggregate")
+            for upload in uploads:
+                upload.release()
+        for copy in copies:
+            copy.release()
         state = student_state
         sim.close_round(rnd, None, [u[3] for u in updates],
                         evaluate=lambda: learner.evaluate_with(
@@ -92,48 +100,47 @@ def run(sim, cfg: SplitKdConfig):
                         clients=len(clients), updates=len(updates))
 
 
-def device_round(sim, cfg: SplitKdConfig, dev, server, student, student_state, top_state, rnd: int):
+def device_round(sim, cfg: SplitKdConfig, dev, server, student, student_state, top_state, copies: list):
     """One device's round: download the student, `local_steps` split-KD minibatches, upload the student.
-    Returns (student state, teacher-top state, samples, student loss, teacher loss)."""
+    The edge's copy of the teacher's top for this device is held in `copies` until the round ends.
+    Returns (the `Received` student state at the edge, teacher-top state, samples, student loss,
+    teacher loss)."""
     learner, cut = sim.learner, cfg.cut_layer
-    state = yield from sim.send(server, dev, student_state, kind="model_down", rnd=rnd)
-    local = SeparateLocalModel(learner, student, state)
-    top = learner.local(top_state, start=cut)       # this device's copy of the teacher's top, on the edge
-    dev.memory.hold("student", tensor_bytes(state.values()) + learner_state_bytes(learner, state))
-    server.memory.hold(f"teacher_top:{dev.name}", learner.training_state_bytes(list(top_state)))
-    size = (cfg.student.layers, cfg.student.hidden, cfg.student.heads)
-    student_losses, teacher_losses = [], []
-    for _ in range(cfg.local_steps):
-        batch = learner.next_batch(dev.name)
-        sig = batch.signature
-        hidden = yield from dev.compute(learner.frozen_forward, batch, cut, kind="fwd",
-                                        key=("frozen_fwd", cut, sig), rnd=rnd)
-        up = yield from sim.send(dev, server, {"hidden": hidden, "lengths": lengths_of(batch.attention_mask)},
-                                 kind="activation", rnd=rnd)
-        mask = mask_from_lengths(up["lengths"], up["hidden"].shape[1])
-        logits = yield from server.compute(top_forward, top, up["hidden"], mask, cut, kind="fwd",
-                                           key=("teacher_top_fwd", cut, sig), rnd=rnd, hold=f"teacher:{dev.name}")
-        server.memory.release(f"recv:activation:{dev.name}")
-        (soft,) = yield from sim.send(server, dev, [logits.detach()], kind="soft_targets", rnd=rnd)
-        t_loss, grad = yield from dev.compute(logits_loss_grad, soft, batch.labels, kind="loss",
-                                              key=("teacher_loss", tuple(soft.shape)), rnd=rnd)
-        (grad,) = yield from sim.send(dev, server, [grad], kind="gradient", rnd=rnd)
-        yield from server.compute(logits_backward, top, logits, grad, kind="bwd", key=("teacher_top_bwd", cut, sig),
-                                  rnd=rnd)
-        server.memory.release(f"teacher:{dev.name}")
-        server.memory.release(f"recv:gradient:{dev.name}")
-        has_teacher = torch.ones(len(batch.labels), dtype=torch.bool)
-        s_loss = yield from dev.compute(local.kd_train_step, batch, soft, has_teacher, cfg.temperature, cfg.kd_weight,
-                                        kind="train", key=("student", size, sig), rnd=rnd)
-        dev.memory.release(f"recv:soft_targets:{server.name}")
-        student_losses.append(s_loss)
-        teacher_losses.append(t_loss)
-    dev.memory.release("student")
-    new_state = local.state()
-    yield from sim.send(dev, server, new_state, kind="model_up", rnd=rnd)
-    dev.memory.release(f"recv:model_down:{server.name}")
-    return (new_state, top.state(), learner.num_samples(dev.name), sum(student_losses) / len(student_losses),
+    with (yield from sim.send(server, dev, student_state, kind="model_down")) as down:
+        local = SeparateLocalModel(learner, student, down.value)
+        top = learner.local(top_state, start=cut)       # this device's copy of the teacher's top, on the edge
+        copies.append(server.memory.hold("teacher_top", learner.training_state_bytes(list(top_state))))
+        student_losses, teacher_losses = [], []
+        with dev.memory.hold("student", tensor_bytes(down.value.values()) + learner_state_bytes(learner, down.value)):
+            for _ in range(cfg.local_steps):
+                s_loss, t_loss = yield from kd_step(sim, cfg, dev, server, local, top, learner.next_batch(dev.name))
+                student_losses.append(s_loss)
+                teacher_losses.append(t_loss)
+        upload = yield from sim.send(dev, server, local.state(), kind="model_up")
+    return (upload, top.state(), learner.num_samples(dev.name), sum(student_losses) / len(student_losses),
             sum(teacher_losses) / len(teacher_losses))
+
+
+def kd_step(sim, cfg: SplitKdConfig, dev, server, local, top, batch):
+    """One split-KD minibatch: the teacher's frozen bottom on the device, its top on the edge (the
+    labels stay on the device: U-shaped), the teacher scored and its top trained from the logits'
+    gradient, then the student trained on the soft targets. Returns (student loss, teacher loss)."""
+    learner, cut = sim.learner, cfg.cut_layer
+    hidden = yield from dev.compute(learner.frozen_forward, batch, cut, kind="fwd")
+    with server.memory.hold("teacher") as saved:  # the teacher top's activations, kept for its backward
+        with (yield from sim.send(dev, server, Activation.of(hidden, batch).without_labels(),
+                                  kind="activation")) as up:
+            logits = yield from server.compute(top_forward, top, up.value.hidden, up.value.mask, cut, kind="fwd",
+                                               keep=saved)
+        with (yield from sim.send(server, dev, [logits.detach()], kind="soft_targets")) as soft:
+            t_loss, grad = yield from dev.compute(logits_loss_grad, soft.value[0], batch.labels, kind="loss")
+            with (yield from sim.send(dev, server, [grad], kind="gradient")) as back:
+                yield from server.compute(logits_backward, top, logits, back.value[0], kind="bwd")
+            saved.release()  # the teacher's top has updated; the device distils the soft targets
+            has_teacher = torch.ones(len(batch.labels), dtype=torch.bool)
+            s_loss = yield from dev.compute(local.kd_train_step, batch, soft.value[0], has_teacher, cfg.temperature,
+                                            cfg.kd_weight, kind="train")
+    return s_loss, t_loss
 
 
 def learner_state_bytes(learner, state) -> int:

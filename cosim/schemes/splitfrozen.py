@@ -36,14 +36,13 @@ Modelling choices (stated because the timeline depends on them):
 """
 from __future__ import annotations
 
-import simpy
 from pydantic import Field
 
-from ..learn.protocol import pipelined_producer, serve_queue
-from ..learn.training import lengths_of, mask_from_lengths, tensor_bytes
-from .base import scheme
-from .fedlora import LoraRequired
-from .split import SplitConfig
+from ..learn.activation import Activation
+from ..learn.aggregate import merge
+from ..learn.training import tensor_bytes
+from .base import LoraRequired, SplitConfig, scheme
+from .common import pipelined_round
 
 
 class SplitFrozenConfig(LoraRequired, SplitConfig):
@@ -59,6 +58,17 @@ class SplitFrozenConfig(LoraRequired, SplitConfig):
     def device_blocks(self, depth: int) -> tuple[int, int]:
         return 0, max([self.cut_layer, *self.cut_layers.values()])
 
+    def problems(self, depth, source, device_profiles) -> list[str]:
+        """cut_layer, and each per-profile cut: a profile some device group uses, a cut in the model."""
+        problems = super().problems(depth, source, device_profiles)
+        used = sorted(set(device_profiles))
+        for profile, cut in self.cut_layers.items():
+            if profile not in used:
+                problems.append(f"scheme.cut_layers.{profile}: no device group has this profile (given "
+                                f"{profile!r}); allowed: {', '.join(used)}")
+            problems += self.cut_problems(f"cut_layers.{profile}", cut, depth, source)
+        return problems
+
 
 @scheme("splitfrozen", config=SplitFrozenConfig,
         summary="SplitFrozen: frozen forward-only device side, one shared LoRA server model, pipelined")
@@ -68,55 +78,34 @@ def run(sim, cfg: SplitFrozenConfig):
     low = min(cuts.values())
     top = learner.local(learner.initial_state(learner.trainable_names(low)), start=low)
     frozen_bottom = learner.initial_state(learner.trainable_names(0, low))  # never trained
-    server.memory.hold("weights", learner.weight_bytes(low))
-    server.memory.hold("training_state", learner.training_state_bytes(list(top.params)))
+    server.memory.resident("weights", learner.weight_bytes(low))
+    server.memory.resident("training_state", learner.training_state_bytes(list(top.params)))
     for dev in sim.devices:
-        dev.memory.hold("weights", learner.weight_bytes(0, cuts[dev.name]))
-    for rnd in sim.rounds():
-        devices = sim.select(cfg.participants)
-        queue = simpy.Store(sim.env)
-        producers = [sim.client(device_loop(sim, cfg, dev, server, cuts[dev.name], queue, rnd)) for dev in devices]
-        losses = yield sim.process(server_loop(sim, cfg, server, top, queue, len(devices), cuts, rnd))
-        yield sim.all_of(producers)
-        sim.close_round(rnd, {**frozen_bottom, **top.state()}, losses, clients=len(devices))
+        dev.memory.resident("weights", learner.weight_bytes(0, cuts[dev.name]))
 
-
-def device_loop(sim, cfg: SplitFrozenConfig, dev, server, cut: int, queue, rnd: int):
-    """Producer: frozen forward of `local_steps` micro-batches; each is uploaded by its own sender
-    process (in order), so with the pipeline on the device computes k+1 while k is on the air."""
-    learner = sim.learner
-
-    def produce(k):
+    def frozen_forward(dev, k):
+        """Device: the frozen forward of its next micro-batch to its cut (no graph, no backward)."""
         batch = learner.next_batch(dev.name)
-        hidden = yield from dev.compute(learner.frozen_forward, batch, cut, kind="fwd",
-                                        key=("frozen_fwd", cut, batch.signature), rnd=rnd)
-        return {"hidden": hidden, "lengths": lengths_of(batch.attention_mask), "labels": batch.labels}
+        hidden = yield from dev.compute(learner.frozen_forward, batch, cuts[dev.name], kind="fwd")
+        return Activation.of(hidden, batch)
 
-    yield from pipelined_producer(sim, dev, server, cfg.local_steps, produce, queue, rnd, pipeline=cfg.pipeline)
-
-
-def server_loop(sim, cfg: SplitFrozenConfig, server, top, queue, producers: int, cuts: dict, rnd: int):
-    """Consumer: train the shared server model on micro-batches in arrival order; returns losses."""
-
-    def serve(dev, k, received, done):
-        cut = cuts[dev.name]
-        mask = mask_from_lengths(received["lengths"], received["hidden"].shape[1])
-        args = (received["hidden"], mask, received["labels"], cut)
-        key = (cut, tuple(received["hidden"].shape))
-        if cfg.decompose_backward:
-            loss, stash = yield from server.compute(top.top_output_grads, *args, kind="train",
-                                                    key=("top_B",) + key, rnd=rnd, detail=dev.name)
-            server.memory.release(f"queued:{dev.name}:{k}")
-            server.memory.hold("wgrad_stash", tensor_bytes(t for _, x, g in stash for t in (x, g)))
-            done.succeed(True)
-            yield from server.compute(top.top_weight_update, stash, kind="wgrad", key=("top_W",) + key, rnd=rnd,
-                                      detail=dev.name)
-            server.memory.release("wgrad_stash")
-        else:
-            loss = yield from server.compute(top.top_update, *args, kind="train", key=("top",) + key, rnd=rnd,
-                                             detail=dev.name)
-            server.memory.release(f"queued:{dev.name}:{k}")
-            done.succeed(True)
+    def train_top(dev, received, proceed):
+        """Server: train the shared model's blocks [cut, depth) and head on one micro-batch; the
+        device may proceed after the critical path (with `decompose_backward`, before the
+        weight-gradient work)."""
+        act, cut = received.value, cuts[dev.name]
+        if not cfg.decompose_backward:
+            return (yield from server.compute(top.top_update, act.hidden, act.mask, act.labels, cut, kind="train",
+                                              detail=dev.name))
+        loss, stash = yield from server.compute(top.top_output_grads, act.hidden, act.mask, act.labels, cut,
+                                                kind="train", detail=dev.name)
+        proceed()
+        with server.memory.hold("wgrad_stash", tensor_bytes(t for _, x, g in stash for t in (x, g))):
+            yield from server.compute(top.top_weight_update, stash, kind="wgrad", detail=dev.name)
         return loss
 
-    return (yield from serve_queue(queue, producers, serve))
+    for rnd in sim.rounds():
+        devices = sim.select(cfg.participants)
+        losses = yield from pipelined_round(sim, devices, server, frozen_forward, train_top, steps=cfg.local_steps,
+                                            pipeline=cfg.pipeline)
+        sim.close_round(rnd, merge(frozen_bottom, top.state()), losses, clients=len(devices))

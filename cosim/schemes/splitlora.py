@@ -2,15 +2,13 @@
 Language Models", 2024): split-federated LoRA — LoRA adapters on both sides of the cut, the
 selected clients train in parallel (each with its own device-side adapters and its own
 server-side adapter copy), and both sides' adapters are averaged at the end of every round,
-weighted by client samples. That is SplitFed v1 with LoRA, so it runs `splitfed`'s loop with
+weighted by client samples. That is SplitFed v1 with LoRA, so it runs `common.split_federated` with
 variant v1 and a config that refuses `lora: null`. Same seed and partition give the same model
 as `fedlora`; the two differ in time, memory and bytes."""
 from __future__ import annotations
 
-from .base import scheme
-from .fedlora import LoraRequired
-from .split import SplitConfig
-from .splitfed import split_federated
+from .base import LoraRequired, SplitConfig, scheme
+from .common import split_federated
 
 
 class SplitLoraConfig(LoraRequired, SplitConfig):

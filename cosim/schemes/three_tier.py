@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from ..learn.aggregate import merge, weighted_mean
 from ..learn.protocol import chain_step
 from ..learn.training import tensor_bytes
 from ..world.network import TransferDropped
-from .base import SchemeConfig, scheme
-from .fedlora import LoraRequired
+from .base import LoraRequired, SchemeConfig, scheme
 
 
 class ThreeTierConfig(LoraRequired, SchemeConfig):
@@ -52,6 +52,13 @@ class ThreeTierConfig(LoraRequired, SchemeConfig):
     def device_blocks(self, depth: int) -> tuple[int, int]:
         return 0, self.cut_layers[0]
 
+    def problems(self, depth, source, device_profiles) -> list[str]:
+        problems = super().problems(depth, source, device_profiles)
+        if self.cut_layers[-1] > depth:   # 1 <= c1 < c2 is checked with the field
+            problems.append(f"scheme.cut_layers: beyond the model's depth (given {self.cut_layers}); "
+                            f"allowed: 1 <= c1 < c2 <= {depth} for {source!r} ({depth} blocks)")
+        return problems
+
 
 @scheme("three_tier", config=ThreeTierConfig,
         summary="Three-tier split LoRA: user, edge and cloud parts; edges serve their users in turn, cloud aggregates")
@@ -64,81 +71,73 @@ def run(sim, cfg: ThreeTierConfig):
     user_state = learner.initial_state(learner.trainable_names(0, c1))
     edge_state = learner.initial_state(edge_names)
     top = learner.local(learner.initial_state(cloud_names), start=c2)
-    cloud.memory.hold("weights", learner.weight_bytes(c2))
-    cloud.memory.hold("training_state", learner.training_state_bytes(cloud_names))
+    cloud.memory.resident("weights", learner.weight_bytes(c2))
+    cloud.memory.resident("training_state", learner.training_state_bytes(cloud_names))
     edge_weights = learner.weight_bytes(c1, c2) - (learner.weight_bytes(c2) if c2 == learner.model.depth else 0)
     for edge in sim.edge:
-        edge.memory.hold("weights", edge_weights)
+        edge.memory.resident("weights", edge_weights)
     for rnd in sim.rounds():
         selected = sim.select(cfg.participants)
         served = {edge.name: [d for d in selected if sim.network.serving_ap(d) is edge] for edge in sim.edge}
-        finished = yield sim.all_of(sim.process(edge_round(sim, cfg, edge, served[edge.name], cloud, top,
-                                                           user_state, edge_state, rnd))
-                                    for edge in sim.edge if served[edge.name])
+        gathered = yield from sim.gather(edge_round(sim, cfg, edge, served[edge.name], cloud, top, user_state,
+                                                    edge_state)
+                                         for edge in sim.edge if served[edge.name])
         users, edges, losses = [], [], []
-        for u, e, l in finished.values():
+        for u, e, l in gathered.results:
             users += u
             edges += [e] if e is not None else []
             losses += l
         if users:
-            states, weights = zip(*users)
-            user_state = yield from cloud.compute(learner.average, list(states), list(weights), kind="aggregate",
-                                                  key=("average", "user part", len(states)), rnd=rnd)
+            user_state = yield from cloud.compute(weighted_mean, [up.value for up, _ in users], [n for _, n in users],
+                                                  kind="aggregate")
         if edges:
-            states, weights = zip(*edges)
-            edge_state = yield from cloud.compute(learner.average, list(states), list(weights), kind="aggregate",
-                                                  key=("average", "edge part", len(states)), rnd=rnd)
-        cloud.memory.releases_with_prefix("recv:")
-        sim.close_round(rnd, {**user_state, **edge_state, **top.state()}, losses, clients=len(selected),
+            edge_state = yield from cloud.compute(weighted_mean, [up.value for up, _ in edges], [n for _, n in edges],
+                                                  kind="aggregate")
+        for upload, _ in users + edges:
+            upload.release()
+        sim.close_round(rnd, merge(user_state, edge_state, top.state()), losses, clients=len(selected),
                         updates=len(users))
 
 
-def edge_round(sim, cfg: ThreeTierConfig, edge, users: list, cloud, top, user_state, edge_state, rnd: int):
+def edge_round(sim, cfg: ThreeTierConfig, edge, users: list, cloud, top, user_state, edge_state):
     """One edge server's round: fetch the edge-side adapters, serve `users` one at a time, upload the
-    trained edge-side adapters. Returns ([(user-side state, samples)], (edge-side state, samples)
-    or None, losses)."""
+    trained edge-side adapters. Returns ([(`Received` user-side state at the cloud, samples)],
+    (`Received` edge-side state at the cloud, samples) or None, losses); the cloud releases the
+    buffers once it has averaged them."""
     learner = sim.learner
     c1, c2 = cfg.cut_layers
-    state = yield from sim.send(cloud, edge, edge_state, kind="model_down", rnd=rnd)
-    middle = learner.local(state, start=c1, end=c2)
-    edge.memory.hold("edge_part", tensor_bytes(middle.params.values()) + learner.training_state_bytes(list(state)))
-    order = [users[i] for i in sim.rng(f"order/{edge.name}").permutation(len(users))]
     uploads, losses, samples = [], [], 0
-    for dev in order:
-        try:
-            trained, turn_losses = yield from user_turn(sim, cfg, dev, edge, cloud, middle, top, user_state, rnd)
-        except TransferDropped:  # the edge part keeps what this user's completed steps taught it; the drop is traced
-            edge.memory.release("activations:relay")
-            edge.memory.release(f"recv:gradient:{cloud.name}")
-            continue
-        uploads.append((trained, learner.num_samples(dev.name)))
-        losses += turn_losses
-        samples += learner.num_samples(dev.name)
-    edge.memory.release(f"recv:model_down:{cloud.name}")
-    edge.memory.release("edge_part")
+    with (yield from sim.send(cloud, edge, edge_state, kind="model_down")) as down:
+        middle = learner.local(down.value, start=c1, end=c2)
+        with edge.memory.hold("edge_part", tensor_bytes(middle.params.values())
+                              + learner.training_state_bytes(list(down.value))):
+            order = [users[i] for i in sim.rng(f"order/{edge.name}").permutation(len(users))]
+            for dev in order:
+                try:
+                    upload, turn_losses = yield from user_turn(sim, cfg, dev, edge, cloud, middle, top, user_state)
+                except TransferDropped:  # the edge part keeps what this user's completed steps taught it; traced
+                    continue
+                uploads.append((upload, learner.num_samples(dev.name)))
+                losses += turn_losses
+                samples += learner.num_samples(dev.name)
     if not samples:
         return uploads, None, losses
-    trained_edge = middle.state()
-    yield from sim.send(edge, cloud, trained_edge, kind="model_up", rnd=rnd)
-    return uploads, (trained_edge, samples), losses
+    trained = yield from sim.send(edge, cloud, middle.state(), kind="model_up")
+    return uploads, (trained, samples), losses
 
 
-def user_turn(sim, cfg: ThreeTierConfig, dev, edge, cloud, middle, top, user_state, rnd: int):
+def user_turn(sim, cfg: ThreeTierConfig, dev, edge, cloud, middle, top, user_state):
     """One user's turn at its edge: fetch the user-side adapters from the cloud, `local_steps`
-    chained minibatches, upload the trained user-side adapters to the cloud."""
+    chained minibatches, upload the trained user-side adapters to the cloud. Returns (the
+    `Received` user-side state at the cloud, losses)."""
     learner = sim.learner
     c1, c2 = cfg.cut_layers
-    state = yield from sim.send(cloud, dev, user_state, kind="model_down", rnd=rnd)
-    bottom = learner.local(state, 0, c1)
-    dev.memory.hold("training_state", learner.training_state_bytes(list(state)))
-    losses = []
-    try:
-        for _ in range(cfg.local_steps):
-            batch = learner.next_batch(dev.name)
-            losses.append((yield from chain_step(sim, [dev, edge, cloud], [bottom, middle, top], [c1, c2], batch, rnd)))
-    finally:
-        dev.memory.release("training_state")
-        dev.memory.release(f"recv:model_down:{cloud.name}")
-    trained = bottom.state()
-    yield from sim.send(dev, cloud, trained, kind="model_up", rnd=rnd)
-    return trained, losses
+    with (yield from sim.send(cloud, dev, user_state, kind="model_down")) as down:
+        bottom = learner.local(down.value, 0, c1)
+        with dev.memory.hold("training_state", learner.training_state_bytes(list(down.value))):
+            losses = []
+            for _ in range(cfg.local_steps):
+                batch = learner.next_batch(dev.name)
+                losses.append((yield from chain_step(sim, [dev, edge, cloud], [bottom, middle, top], [c1, c2],
+                                                     batch)))
+    return (yield from sim.send(dev, cloud, bottom.state(), kind="model_up")), losses

@@ -23,6 +23,7 @@ load takes memory in the same share as compute). A device where nothing fits sit
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Literal
 
 import torch
@@ -30,7 +31,7 @@ from pydantic import Field
 
 from ..learn.training import State, optimizer_slots, tensor_bytes
 from .base import SchemeConfig, scheme
-from .fedavg import client_update
+from .common import aggregate, client_update, local_step
 
 
 class WhaleFlConfig(SchemeConfig):
@@ -119,6 +120,10 @@ class Sizer:
         slots = 1 + optimizer_slots(self.learner.optimizer)
         return tensor_bytes(sliced.values()) * (1 + slots) + self.activations
 
+    def measured(self, cost) -> None:
+        """Remember the largest saved-activation footprint a training step has measured."""
+        self.activations = max(self.activations, cost.saved_activation_bytes)
+
     @staticmethod
     def free_bytes(dev, t_s: float) -> float:
         return dev.memory.capacity_bytes * dev.conditions.compute_share(t_s) - dev.memory.total
@@ -139,7 +144,7 @@ def run(sim, cfg: WhaleFlConfig):
         raise ValueError("whale_fl: subnetworks are LoRA rank slices; set scheme.lora")
     learner, server = sim.learner, sim.edge[0]
     global_state = learner.initial_state()
-    server.memory.hold("weights", learner.weight_bytes())
+    server.memory.resident("weights", learner.weight_bytes())
     ranks = candidate_ranks(cfg)
     sizer = Sizer(sim, global_state)
     fixed: dict[str, int | None] = {}   # baseline: the rank at full capacity (share 1, all memory), kept
@@ -158,7 +163,7 @@ def run(sim, cfg: WhaleFlConfig):
             else:
                 rank = choose_rank(cfg, ranks, share, stage_of(rnd, cfg.rounds), fits)
             need = sizer.need_bytes(rank) if rank else 0
-            sim.trace.record(t, t, dev.name, "subnetwork", rnd, mem_bytes=need,
+            sim.trace.record(t, t, dev.name, "subnetwork", mem_bytes=need,
                              detail=f"rank={rank} share={share:.3f} "
                                     f"compute_share={dev.conditions.compute_share(t):.3f} need={need} free={int(free)}")
             if rank:
@@ -166,27 +171,20 @@ def run(sim, cfg: WhaleFlConfig):
         if not plan:   # nobody can train now: wait for the conditions to change
             wait_s = min(d.conditions.next_change_s(sim.now) for d in sim.devices) - sim.now
             yield sim.timeout(wait_s if 0 < wait_s < float("inf") else 1.0)
-        finished = yield sim.all_of(
-            sim.client(subnetwork_update(sim, cfg, dev, server, global_state, rank, sizer, rnd)) for dev, rank in plan)
-        updates = sim.survivors(finished, rnd) or []
+        gathered = yield from sim.gather(subnetwork_update(sim, cfg, dev, server, global_state, rank, sizer)
+                                         for dev, rank in plan)
+        updates = gathered.results
         if updates:
-            states, weights, _ = zip(*updates)
-            global_state = yield from server.compute(aggregate_nested, global_state, list(states), list(weights),
-                                                     kind="aggregate", key=("nested", len(states)), rnd=rnd)
+            global_state = yield from aggregate(sim, server, updates, combine=partial(aggregate_nested, global_state))
             sizer.global_state = global_state
-        server.memory.releases_with_prefix("recv:")
         sim.close_round(rnd, global_state, [u[2] for u in updates], clients=len(plan), updates=len(updates),
                         mean_rank=sum(r for _, r in plan) / len(plan) if plan else float("nan"))
 
 
-def subnetwork_update(sim, cfg: WhaleFlConfig, dev, server, global_state: State, rank: int, sizer: Sizer, rnd: int):
+def subnetwork_update(sim, cfg: WhaleFlConfig, dev, server, global_state: State, rank: int, sizer: Sizer):
     """One device's round on its rank slice: FedAvg's client round on the slice, remembering the
-    largest activation footprint measured so far for the memory check."""
-
-    def measure(step_key):
-        cost = sim.meter.cost(("device", step_key))
-        if cost is not None:
-            sizer.activations = max(sizer.activations, cost.saved_activation_bytes)
-
-    return (yield from client_update(sim, cfg, dev, server, slice_state(global_state, rank), rnd,
-                                     key=("train", rank), detail=f"rank={rank}", after_step=measure))
+    largest activation footprint measured so far for the memory check. (A step's FLOP key is its
+    local model's trainable shapes, which carry the rank.)"""
+    return (yield from client_update(sim, cfg, dev, server, slice_state(global_state, rank),
+                                     step=lambda local: local_step(sim, dev, local, detail=f"rank={rank}",
+                                                                   after_step=sizer.measured)))

@@ -9,27 +9,35 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import simpy
 
-#: Columns of the events table, in order (DESIGN §6).
+from . import events
+
+#: Columns of the events table, in order (DESIGN §6); `category` is the declared kind's (events.py).
 EVENT_COLUMNS = ("t_start", "t_end", "node", "peer", "kind", "round", "bytes", "flops", "energy_j",
-                 "mem_bytes", "detail")
+                 "mem_bytes", "detail", "category")
 
 
 class Trace:
-    """Append-only list of event rows; a sink (the run writer) drains it as rounds finish."""
+    """Append-only list of event rows; a sink (the run writer) drains it as rounds finish.
 
-    def __init__(self):
+    Every row's kind must be declared (cosim.world.events); its category is written beside it.
+    `rnd` defaults to the round in progress (`current_round()`)."""
+
+    def __init__(self, current_round: Callable[[], int] = lambda: 0):
         self.rows: list[tuple] = []
+        self.current_round = current_round
 
-    def record(self, t_start: float, t_end: float, node: str, kind: str, rnd: int, *, peer: str = "",
+    def record(self, t_start: float, t_end: float, node: str, kind: str, rnd: int | None = None, *, peer: str = "",
                nbytes: int = 0, flops: float = 0.0, energy_j: float = 0.0, mem_bytes: int = 0,
                detail: str = "") -> None:
-        self.rows.append((float(t_start), float(t_end), node, peer, kind, int(rnd), int(nbytes), float(flops),
-                          float(energy_j), int(mem_bytes), detail))
+        declared = events.kind(kind)
+        rnd = self.current_round() if rnd is None else rnd
+        self.rows.append((float(t_start), float(t_end), node, peer, declared.name, int(rnd), int(nbytes), float(flops),
+                          float(energy_j), int(mem_bytes), detail, declared.category))
 
     def drain(self) -> list[tuple]:
         rows, self.rows = self.rows, []
@@ -67,7 +75,7 @@ class Simulation:
         self.env = simpy.Environment()
         self.seed = int(seed)
         self.stop = stop
-        self.trace = Trace()
+        self.trace = Trace(lambda: self.current_round)
         self.round_records: list[RoundRecord] = []
         self.on_round_end: list[Callable[[RoundRecord], None]] = []
         self._rngs: dict[str, np.random.Generator] = {}
@@ -81,6 +89,7 @@ class Simulation:
         self.learner = None
         self.codec = None
         self.meter = None
+        self.control = None
 
     # --- time and processes --------------------------------------------------------------------
     @property
@@ -126,6 +135,8 @@ class Simulation:
                 self.stop_reason = reason
                 return
             self.current_round = rnd
+            if self.control is not None:   # decisions for this round (cosim.control), before it runs
+                self.control.round_started(rnd)
             yield rnd
 
     def _stop_reason(self, next_round: int) -> str:
@@ -143,6 +154,7 @@ class Simulation:
         """Evaluate `state` on the held-out split (a measurement: it takes no simulated time) and
         end the round with the mean training loss. Schemes whose model is not the learner's (a side
         network, a student) pass `evaluate`, a callable returning (accuracy, loss)."""
+        self.report_leaks(rnd)
         accuracy, eval_loss = evaluate() if evaluate is not None else self.learner.evaluate(state)
         self.trace.record(self.now, self.now, "", "eval", rnd, detail=f"accuracy={accuracy:.4f}")
         losses = list(train_losses)
@@ -150,6 +162,17 @@ class Simulation:
         if self.learner.task == "causal_lm":  # accuracy is next-token top-1; perplexity = exp(token cross-entropy)
             extra = {"perplexity": math.exp(eval_loss), **extra}
         return self.end_round(rnd, loss=loss, accuracy=accuracy, eval_loss=eval_loss, **extra)
+
+    def report_leaks(self, rnd: int) -> None:
+        """A received buffer still held when its round closes belongs to a finished exchange that
+        nobody released: one `leaked_buffer` fault row per buffer (reported once), so an overstated
+        memory peak shows in the trace where it comes from."""
+        for node in self.nodes:
+            for h in node.memory.holds:
+                if h.label.startswith(RECEIVED_PREFIX) and not h.reported:
+                    h.reported = True
+                    self.trace.record(self.now, self.now, node.name, "leaked_buffer", rnd, peer=h.peer,
+                                      mem_bytes=h.nbytes, detail=h.label)
 
     def end_round(self, rnd: int, loss: float, accuracy: float, **extra) -> RoundRecord:
         """Close round `rnd`: store its record and let the writer flush everything so far."""
@@ -160,19 +183,56 @@ class Simulation:
         return rec
 
     # --- what schemes do ------------------------------------------------------------------------
-    def send(self, src, dst, payload, kind: str, rnd: int, codec=None):
-        """Encode `payload`, move its real bytes src → dst, and return it decoded at dst.
+    def send(self, src, dst, payload, kind: str, rnd: int | None = None, codec=None):
+        """Encode `payload`, move its real bytes src → dst, and return a `Received` at dst.
 
-        The received buffer is held in dst's memory ledger under `recv:<kind>:<src>` until the
-        scheme releases it. Raises `TransferDropped` per the outage policy. `codec` (default: the
-        run's `sim.codec`) lets a scheme send one message another way, e.g. quantized.
-        Use as `received = yield from sim.send(...)`.
+        The received buffer (`len(encoded)` bytes) is held in dst's memory until the receiver
+        releases it (`received.release()`, or `with`); one still held at the round's close is a
+        `leaked_buffer` row. Raises `TransferDropped` per the outage policy. `codec` (default: the
+        run's `sim.codec`) sends one message another way, e.g. quantized. A payload with
+        `to_message()` / `from_message()` (an `Activation`) travels as that message.
+        Use as `received = yield from sim.send(...)`; the payload is `received.value`.
         """
+        kind = events.kind(kind, category="transfer").name
+        rnd = self.current_round if rnd is None else rnd
         codec = self.codec if codec is None else codec
-        data = codec.encode(payload)
+        message = payload.to_message() if hasattr(payload, "to_message") else payload
+        data = codec.encode(message)
         yield from self.network.transfer(src, dst, len(data), kind, rnd)
-        dst.memory.hold(f"recv:{kind}:{src.name}", len(data))
-        return codec.decode(data, like=payload)
+        hold = dst.memory.hold(f"{RECEIVED_PREFIX}{kind}:{src.name}", len(data), peer=src.name)
+        value = codec.decode(data, like=message)
+        if message is not payload:
+            value = type(payload).from_message(value)
+        return Received(value, hold, len(data))
+
+    def gather(self, generators):
+        """Run one client process per generator and wait for all of them; a client whose transfer
+        was dropped ends with that failure instead of crashing the run (the drop is in the trace).
+        Returns `Gathered(results, failures)`; under the outage policy "fail" one failure fails the
+        round: a `round_failed` row and no results. Use as `g = yield from sim.gather(...)`."""
+        from .network import TransferDropped
+
+        def guarded(gen):
+            try:
+                return (yield from gen)
+            except TransferDropped as drop:
+                return _Failure(drop)
+
+        procs = [self.env.process(guarded(g)) for g in generators]
+        if procs:
+            yield self.env.all_of(procs)
+        values = [p.value for p in procs]
+        failures = [v.error for v in values if isinstance(v, _Failure)]
+        results = [v for v in values if not isinstance(v, _Failure)]
+        if failures and self.network.outage.policy == "fail":
+            for value in results:   # what the survivors sent is thrown away with the round
+                for item in value if isinstance(value, (tuple, list)) else (value,):
+                    if isinstance(item, Received):
+                        item.release()
+            self.trace.record(self.now, self.now, "", "round_failed", detail=f"{len(failures)} of {len(values)} "
+                                                                               "clients dropped")
+            return Gathered([], failures, failed_round=True)
+        return Gathered(results, failures)
 
     def select(self, count: int | None, among=None) -> list:
         """`count` devices drawn at random (stream "selection") from those in coverage now; all of
@@ -183,29 +243,40 @@ class Simulation:
         picked = self.rng("selection").choice(len(pool), size=count, replace=False)
         return [pool[i] for i in sorted(picked)]
 
-    def client(self, generator) -> simpy.Process:
-        """Run a client's part of a round; a dropped transfer ends it with DROPPED instead of
-        crashing the run (the drop is already in the trace)."""
-        from .network import TransferDropped
 
-        def guarded():
-            try:
-                return (yield from generator)
-            except TransferDropped:
-                return DROPPED
-
-        return self.env.process(guarded())
-
-    def survivors(self, finished: dict, rnd: int) -> list | None:
-        """Results of the clients that made it; None when the outage policy fails the round."""
-        values = list(finished.values())
-        kept = [v for v in values if v is not DROPPED]
-        if len(kept) < len(values) and self.network.outage.policy == "fail":
-            self.trace.record(self.now, self.now, "", "round_failed", rnd,
-                              detail=f"{len(values) - len(kept)} of {len(values)} clients dropped")
-            return None
-        return kept
+#: Memory label prefix of a received buffer (`recv:<kind>:<sender>`).
+RECEIVED_PREFIX = "recv:"
 
 
-#: What a client process returns when its transfer was dropped.
-DROPPED = type("Dropped", (), {"__repr__": lambda self: "DROPPED"})()
+@dataclass
+class Received:
+    """A payload that arrived: `value`, and the receive buffer it occupies until `release()`."""
+
+    value: Any
+    hold: Any
+    nbytes: int
+
+    def release(self) -> None:
+        self.hold.release()
+
+    def __enter__(self) -> "Received":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@dataclass
+class Gathered:
+    """What `Simulation.gather` returns: the results of the clients that finished (in the order
+    given), the transfer failures of those that did not, and whether the outage policy failed the
+    whole round (then `results` is empty)."""
+
+    results: list
+    failures: list
+    failed_round: bool = False
+
+
+@dataclass
+class _Failure:
+    error: Exception

@@ -18,18 +18,24 @@ handover is a trace row, and a hop in progress finishes where it started (see `N
 can subscribe to a device entering/leaving an AP's coverage (`Network.watch_coverage`). An AP can
 use the THz-ISAC link of `cosim.world.thz_link` (a UAV with an ultra-massive array) instead of the
 3GPP chain.
+
+`NetworkConfig` (the scenario's `network:` block) is what `Network` and its links take.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 import channels
 from channels import fading as fading_models
 from channels import rate as rate_models
 from channels import shadowing, sharing, tr38901
+
+from ..config import Strict
+from .thz_link import IsacConfig, ThzConfig
 
 BITS_PER_BYTE = 8
 #: A flow is done when less than this much airtime is left: below the resolution of the simulated
@@ -49,37 +55,88 @@ class TransferDropped(Exception):
         return f"{self.device}: {self.reason}, gave up at t={self.t_s:.3f}s"
 
 
-@dataclass(frozen=True)
-class RadioSpec:
-    """The radio chain of every device–access-point link in a cell (see `cosim.scenario`)."""
+class MediumConfig(Strict):
+    bandwidth_hz: float = Field(20e6, gt=0, description="per direction (FDD)")
+    sharing: Literal["equal", "proportional", "allocated"] = Field(
+        "equal", description="how a direction of an AP's band is split among active flows: equal, proportional "
+                             "to bits left, or allocated: each device its decided share (cosim.control), devices "
+                             "without one splitting the rest equally")
 
-    frequency_hz: float = 3.5e9
-    pathloss: str = "3gpp-uma"          # fspl | 3gpp-uma | 3gpp-umi | 3gpp-rma
-    los: str = "auto"                   # auto (drawn from TR 38.901 Table 7.4.2-1) | los | nlos
+
+class PathlossConfig(Strict):
+    model: Literal["fspl", "3gpp-uma", "3gpp-umi", "3gpp-rma"] = "3gpp-uma"
+    los: Literal["auto", "los", "nlos"] = Field("auto", description="auto: drawn from TR 38.901 Table 7.4.2-1")
+
+    def ut_height_range_m(self) -> tuple[float, float] | None:
+        """Device antenna heights the model is defined for (TR 38.901 Table 7.4.1-1); None: any."""
+        if self.model == "fspl":
+            return None
+        return tr38901.H_UT_RANGE_M[self.model.removeprefix("3gpp-")]
+
+
+class ChannelConfig(Strict):
+    pathloss: PathlossConfig = Field(default_factory=PathlossConfig)
     shadowing: bool = True
-    fading: str = "rayleigh"            # none | rayleigh | rician
-    k_factor: float = 10.0
-    tx_power_dbm: float = 23.0          # device (3GPP power class 3 UE)
-    ap_tx_power_dbm: float = 43.0       # access point, spread over the downlink band
-    noise_figure_db: float = 7.0
+    fading: Literal["none", "rayleigh", "rician"] = "rayleigh"
+    k_factor: float = Field(10.0, ge=0, description="Rician K (linear)")
+    static_coherence_s: float = Field(1.0, gt=0, description="fading block of a device standing still "
+                                      "(scatterers move)")
+    min_block_s: float = Field(0.01, gt=0, description="fading is held at least one NR radio frame (10 ms)")
+
+
+class OutagePolicy(Strict):
+    """What a transfer does while its device is out of coverage."""
+
+    policy: Literal["wait", "drop", "fail"] = "wait"
+    max_wait_s: float = Field(30.0, gt=0, description="wait: give up (drop the client) after this long")
+
+
+class BackhaulConfig(Strict):
+    rate_bps: float = Field(10e9, gt=0)
+    latency_s: float = Field(0.005, ge=0)
+
+
+class NetworkConfig(Strict):
+    """The radio of every device–access-point link, the media, outage policy and backhaul."""
+
+    association: Literal["nearest", "strongest"] = Field(
+        "nearest", description="serving AP: nearest, or best large-scale SNR; re-chosen as devices move")
+    link: Literal["3gpp", "thz-isac"] = Field("3gpp", description="link model of every AP (edge.*.link overrides)")
+    thz: ThzConfig = Field(default_factory=ThzConfig)
+    isac: IsacConfig = Field(default_factory=IsacConfig)
+    medium: MediumConfig = Field(default_factory=MediumConfig)
+    channel: ChannelConfig = Field(default_factory=ChannelConfig)
+    frequency_hz: float = Field(3.5e9, gt=0)
+    tx_power_dbm: float = Field(23.0, le=60, description="device (3GPP power class 3 UE)")
+    ap_tx_power_dbm: float = Field(43.0, le=80, description="access point, spread over the downlink band")
+    noise_figure_db: float = Field(7.0, ge=0)
     antenna_gain_db: float = 0.0
     snr_threshold_db: float = -5.0
-    reevaluate_distance_m: float = 10.0
-    static_coherence_s: float = 1.0     # fading block of a device standing still (scatterers move)
-    min_block_s: float = 0.01           # fading is held at least one NR radio frame (10 ms)
+    reevaluate_distance_m: float = Field(10.0, gt=0)
+    outage: OutagePolicy = Field(default_factory=OutagePolicy)
+    backhaul: BackhaulConfig = Field(default_factory=BackhaulConfig)
 
 
-@dataclass(frozen=True)
-class OutagePolicy:
-    policy: str = "wait"                # wait | drop | fail
-    max_wait_s: float = 30.0            # "wait" gives up (drops the client) after this long
+class _FlatRadio:
+    """A NetworkConfig read as one flat namespace: the network's knobs and its channel chain's
+    (`spec.fading` is `config.channel.fading`). A view of the config, not a copy."""
+
+    __slots__ = ("_config",)
+
+    def __init__(self, config: NetworkConfig):
+        self._config = config
+
+    def __getattr__(self, name: str):
+        channel = self._config.channel
+        return getattr(channel if name in ChannelConfig.model_fields else self._config, name)
 
 
 class RadioLink:
     """One device ↔ access point link: large-scale state that follows the device, and fading blocks."""
 
-    def __init__(self, device, ap, spec: RadioSpec, rng: np.random.Generator):
-        self.device, self.ap, self.spec, self.rng = device, ap, spec, rng
+    def __init__(self, device, ap, config: NetworkConfig, rng: np.random.Generator):
+        self.device, self.ap, self.rng = device, ap, rng
+        self.config = config
         self._anchor = None        # position at the last large-scale update
         self._loss_db = math.inf   # path loss minus shadowing gain, dB
         self._shadow_db = 0.0
@@ -114,25 +171,34 @@ class RadioLink:
         left_m = self.spec.reevaluate_distance_m - float(np.linalg.norm(pos - self._anchor))
         return self._loss_db, min(t_s + max(left_m, 0.0) / speed, until_s)
 
+    @property
+    def spec(self) -> _FlatRadio:
+        """The config as one flat namespace (`spec.fading`, `spec.snr_threshold_db`)."""
+        return _FlatRadio(self.config)
+
     def _update_large_scale(self, pos: np.ndarray, moved_m: float) -> None:
-        spec, ap_pos = self.spec, self.ap.position_m(0.0)
+        net, ap_pos = self.config, self.ap.position_m(0.0)
+        chain = net.channel
         d2d = float(np.hypot(*(pos[:2] - ap_pos[:2])))
         d3d = float(np.linalg.norm(pos - ap_pos))
-        if spec.pathloss == "fspl":
-            pl, los, scenario = float(channels.fspl_db(max(d3d, 1.0), spec.frequency_hz)), True, None
+        if chain.pathloss.model == "fspl":
+            pl, los, scenario = float(channels.fspl_db(max(d3d, 1.0), net.frequency_hz)), True, None
         else:
-            scenario = spec.pathloss.removeprefix("3gpp-")
-            if spec.los == "auto":
+            scenario = chain.pathloss.model.removeprefix("3gpp-")
+            if chain.pathloss.los == "auto":
                 los = bool(tr38901.sample_los(self.rng, scenario, d2d))
             else:
-                los = spec.los == "los"
+                los = chain.pathloss.los == "los"
             if d2d > tr38901.MAX_DISTANCE_2D_M:   # beyond the model's range: no coverage
                 self._anchor, self._loss_db = pos, math.inf
                 return
-            pl = float(tr38901.pathloss_db(scenario, d2d, spec.frequency_hz, los, h_bs_m=float(ap_pos[2]),
-                                           h_ut_m=float(np.clip(pos[2], 1.5, 22.5))))
-        if spec.shadowing and scenario is not None:
-            std = float(tr38901.shadow_fading_std_db(scenario, los, d2d, spec.frequency_hz))
+            # a height the scenario could not check before the run (a trace's z, a UAV's jitter) is
+            # held inside this scenario's UT range (Table 7.4.1-1: UMa/UMi 1.5-22.5 m, RMa 1-10 m)
+            h_ut_m = float(np.clip(pos[2], *tr38901.H_UT_RANGE_M[scenario]))
+            pl = float(tr38901.pathloss_db(scenario, d2d, net.frequency_hz, los, h_bs_m=float(ap_pos[2]),
+                                           h_ut_m=h_ut_m))
+        if chain.shadowing and scenario is not None:
+            std = float(tr38901.shadow_fading_std_db(scenario, los, d2d, net.frequency_hz))
             d_corr = float(tr38901.shadow_decorrelation_distance_m(scenario, los))
             # Gudmundson (1991): the dB value decorrelates as exp(-Δd / d_corr) along the path
             moved = 1e12 if math.isinf(moved_m) else moved_m
@@ -181,16 +247,18 @@ class RadioLink:
         its dynamic conditions may (availability, radio share)."""
         return min(self._large_scale(t_s)[1], _conditions(self.device).next_change_s(t_s))
 
-    def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float) -> tuple[float, float]:
+    def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float, *,
+                 fading: bool = True) -> tuple[float, float]:
         """(rate, valid_until): Shannon rate over `share_hz` now, and until when it holds.
 
         Uplink: the device's whole power over its share. Downlink: the AP's power is spread over
-        the band, so the share gets its proportional part (same SNR as the full band).
+        the band, so the share gets its proportional part (same SNR as the full band). `fading`
+        off: the large-scale rate a controller can estimate (no fast fading drawn or consumed).
         """
         loss, ls_until = self._large_scale(t_s)
         if math.isinf(loss) or not self.in_coverage(t_s, full_bandwidth_hz):
             return 0.0, ls_until
-        fade_db, fade_until = self._fading(t_s)
+        fade_db, fade_until = self._fading(t_s) if fading else (0.0, math.inf)
         if uplink:
             tx_dbm = self.spec.tx_power_dbm
         else:
@@ -200,6 +268,12 @@ class RadioLink:
         cond = _conditions(self.device)   # the radio level of its dynamic conditions scales the rate
         return (float(rate_models.shannon_rate_bps(share_hz, snr)) * cond.radio_share(t_s),
                 min(ls_until, fade_until, cond.next_change_s(t_s)))
+
+
+def large_scale_rate_bps(link, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float) -> float:
+    """The rate `link` gives over `share_hz` at its large-scale state (no fast fading): what a
+    controller estimates from averaged channel reports (cosim.control.view)."""
+    return link.rate_bps(t_s, uplink, share_hz, full_bandwidth_hz, fading=False)[0]
 
 
 def _conditions(node):
@@ -247,6 +321,7 @@ class Medium:
         self.sim, self.name, self.capacity, self.uplink = sim, name, capacity, uplink
         self.sharing, self.outage = sharing, outage
         self.flows: list[_Flow] = []
+        self.allocation: dict[str, float] = {}   # device name -> share of the band (sharing: allocated)
         self._t = 0.0
         self._generation = 0
 
@@ -269,11 +344,32 @@ class Medium:
         self._t = self.sim.now
 
     def _shares(self, flows: list[_Flow]) -> np.ndarray:
+        if self.sharing == "allocated" and self.allocation:
+            return self._allocated(flows)
         if self.sharing == "proportional":
             demand = np.array([max(f.bits_left, 0.0) for f in flows])
             if demand.sum() > 0:
                 return sharing.proportional_split(self.capacity, demand)
         return sharing.equal_split(self.capacity, len(flows))
+
+    def _allocated(self, flows: list[_Flow]) -> np.ndarray:
+        """Each device's decided share of the band (split among its own flows); the band no device
+        was given is split equally among the flows of devices without a share. A share is a
+        reservation: it is not lent to others while its device is idle (OFDMA resource blocks)."""
+        per_device: dict[str, int] = {}
+        for f in flows:
+            per_device[f.name] = per_device.get(f.name, 0) + 1
+        given = sum(self.allocation.values())
+        unallocated = [f for f in flows if f.name not in self.allocation]
+        rest = max(0.0, 1.0 - given) * self.capacity / max(len(unallocated), 1)
+        return np.array([self.allocation[f.name] * self.capacity / per_device[f.name] if f.name in self.allocation
+                         else rest for f in flows])
+
+    def set_allocation(self, shares: dict[str, float]) -> None:
+        """Apply decided shares at once: progress so far at the old rates, then re-split."""
+        self._advance()
+        self.allocation = dict(shares)
+        self._reallocate()
 
     def _reallocate(self) -> None:
         now = self.sim.now
@@ -334,20 +430,16 @@ class Network:
     long as the device stays in the old AP's coverage (if it leaves, the outage policy applies to
     that hop as to any other); the device's next transfers go through the new AP.
 
-    Link models per AP: "3gpp" (`RadioLink`, the chain of `spec`) or "thz-isac"
-    (`cosim.world.thz_link.ThzIsacLink` with `thz`, the AP's media then carry `thz.bandwidth_hz`).
+    Link models per AP: "3gpp" (`RadioLink`, the chain of `spec.channel`) or "thz-isac"
+    (`cosim.world.thz_link.ThzIsacLink` with `spec.thz`, the AP's media then carry `thz.bandwidth_hz`).
     """
 
-    def __init__(self, sim, spec: RadioSpec, bandwidth_hz: float, sharing: str, outage: OutagePolicy,
-                 backhaul_rate_bps: float, backhaul_latency_s: float, *, association: str = "nearest",
-                 thz=None, link_models: dict[str, str] | None = None):
-        if association not in ("nearest", "strongest"):
-            raise ValueError(f"association: {association!r} unknown; allowed: nearest, strongest")
-        self.sim, self.spec, self.bandwidth_hz, self.outage = sim, spec, bandwidth_hz, outage
-        self.association, self.thz = association, thz
-        self.link_models = {ap.name: (link_models or {}).get(ap.name, "3gpp") for ap in sim.edge}
-        if "thz-isac" in self.link_models.values() and thz is None:
-            raise ValueError("a thz-isac access point needs the THz radio (thz=ThzIsacSpec(...))")
+    def __init__(self, sim, config: NetworkConfig, *, link_models: dict[str, str] | None = None):
+        """`config` is the scenario's network block; `link_models` overrides `config.link` per AP name."""
+        self.sim, self.spec = sim, config          # `spec`: the config every link reads
+        self.bandwidth_hz, self.outage = config.medium.bandwidth_hz, config.outage
+        self.association = config.association
+        self.link_models = {ap.name: (link_models or {}).get(ap.name, config.link) for ap in sim.edge}
         self._links: dict[tuple[str, str], object] = {}
         self._serving: dict[str, object] = {}
         self._assoc_positions: dict[str, list] = {}
@@ -355,12 +447,24 @@ class Network:
         self._up: dict[str, Medium] = {}
         self._down: dict[str, Medium] = {}
         for ap in sim.edge:
-            cap = thz.bandwidth_hz if self.link_models[ap.name] == "thz-isac" else bandwidth_hz
+            cap = config.thz.bandwidth_hz if self.link_models[ap.name] == "thz-isac" else self.bandwidth_hz
             self._capacity[ap.name] = cap
-            self._up[ap.name] = Medium(sim, f"{ap.name}/up", cap, True, sharing, outage)
-            self._down[ap.name] = Medium(sim, f"{ap.name}/down", cap, False, sharing, outage)
-        self._backhaul = WiredLink(backhaul_rate_bps, backhaul_latency_s)
+            self._up[ap.name] = Medium(sim, f"{ap.name}/up", cap, True, config.medium.sharing, self.outage)
+            self._down[ap.name] = Medium(sim, f"{ap.name}/down", cap, False, config.medium.sharing, self.outage)
+        self._backhaul = WiredLink(config.backhaul.rate_bps, config.backhaul.latency_s)
         self._wired: dict[tuple[str, str], Medium] = {}
+
+    def bandwidth_of(self, ap) -> float:
+        """The band (Hz, each direction) of access point `ap`."""
+        return self._capacity[ap.name]
+
+    def set_bandwidth_shares(self, shares: dict[str, float]) -> None:
+        """Decided shares (device name -> share of its AP's band) for `sharing: allocated` media,
+        applied at once in both directions of every AP (a device only has flows at its own)."""
+        for ap in self.sim.edge:
+            for medium in (self._up[ap.name], self._down[ap.name]):
+                if medium.sharing == "allocated":
+                    medium.set_allocation(shares)
 
     # --- links and association ------------------------------------------------------------------
     def link_to(self, device, ap):
@@ -373,7 +477,7 @@ class Network:
             if self.link_models[ap.name] == "thz-isac":
                 from .thz_link import ThzIsacLink
 
-                self._links[key] = ThzIsacLink(device, ap, self.thz, rng, on_sense=self._record_sense)
+                self._links[key] = ThzIsacLink(device, ap, self.spec, rng, on_sense=self._record_sense)
             else:
                 self._links[key] = RadioLink(device, ap, self.spec, rng)
         return self._links[key]
@@ -550,10 +654,10 @@ class Network:
         key = (src.name, dst.name)
         if key not in self._wired:
             self._wired[key] = Medium(self.sim, f"{src.name}->{dst.name}", self._backhaul.rate_bps_capacity, True,
-                                      "equal", OutagePolicy("wait", math.inf))
+                                      "equal", OutagePolicy(policy="wait", max_wait_s=math.inf))
         return [(src, dst, self._wired[key], self._backhaul)]
 
-    def transfer(self, src, dst, nbytes: int, kind: str, rnd: int):
+    def transfer(self, src, dst, nbytes: int, kind: str, rnd: int, detail: str = ""):
         """Move `nbytes` from src to dst, hop by hop (store and forward). Raises TransferDropped."""
         for a, b, medium, link in self._hops(src, dst):
             t0 = self.sim.now
@@ -573,4 +677,4 @@ class Network:
             a.bytes_sent += nbytes
             b.bytes_received += nbytes
             self.sim.trace.record(t0, self.sim.now, a.name, kind, rnd, peer=b.name, nbytes=nbytes, energy_j=energy,
-                                  mem_bytes=b.memory.total)
+                                  mem_bytes=b.memory.total, detail=detail)

@@ -12,30 +12,90 @@ from typing import Any, Callable, Hashable
 
 import simpy
 
+from .events import kind as _kind
 from .profiles import DeviceProfile
 
 
+class Hold:
+    """Bytes a node holds for a while: a received buffer, activations saved for backward, a stash.
+
+    SimPy-style scoped resource: `release()` (idempotent) or `with ledger.hold(...) as h:` gives the
+    bytes back; `resize(n)` changes what it holds (e.g. the saved activations a step measured). A
+    Hold still open when its round closes is reported by the round (see `Simulation.close_round`)."""
+
+    __slots__ = ("ledger", "label", "nbytes", "peer", "reported")
+
+    def __init__(self, ledger: "MemoryLedger", label: str, nbytes: int, peer: str = ""):
+        self.ledger, self.label, self.nbytes, self.peer, self.reported = ledger, label, 0, peer, False
+        ledger._open[id(self)] = self
+        self.resize(nbytes)
+
+    @property
+    def open(self) -> bool:
+        return id(self) in self.ledger._open
+
+    def resize(self, nbytes: int) -> "Hold":
+        self.ledger._change(int(nbytes) - self.nbytes)
+        self.nbytes = int(nbytes)
+        return self
+
+    def release(self) -> None:
+        if self.ledger._open.pop(id(self), None) is not None:
+            self.ledger._change(-self.nbytes)
+
+    def __enter__(self) -> "Hold":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<Hold {self.label} {self.nbytes} B{'' if self.open else ' released'}>"
+
+
 class MemoryLedger:
-    """What a node holds, by name, in bytes; tracks the peak of the total."""
+    """What a node holds, in bytes, and the peak of the total.
+
+    Two kinds of entry: long-lived *resident* ones, one per name, set and replaced by name
+    (`resident("weights", n)`, `evict("weights")`), and scoped `Hold`s for what an exchange or a
+    step holds for a while (`hold(label, n)` returns it; the holder releases it)."""
 
     def __init__(self, capacity_bytes: float):
         self.capacity_bytes = capacity_bytes
-        self.held: dict[str, int] = {}
+        self.residents: dict[str, int] = {}
+        self._open: dict[int, Hold] = {}
         self.total = 0
         self.peak = 0
 
-    def hold(self, name: str, nbytes: int) -> None:
-        """Hold `nbytes` under `name` (replacing what that name held before)."""
-        self.total += int(nbytes) - self.held.get(name, 0)
-        self.held[name] = int(nbytes)
+    def _change(self, delta: int) -> None:
+        self.total += delta
         self.peak = max(self.peak, self.total)
 
-    def release(self, name: str) -> None:
-        self.total -= self.held.pop(name, 0)
+    def resident(self, name: str, nbytes: int) -> None:
+        """Hold `nbytes` under `name` for as long as the node keeps it (replacing what that name held)."""
+        self._change(int(nbytes) - self.residents.get(name, 0))
+        self.residents[name] = int(nbytes)
 
-    def releases_with_prefix(self, prefix: str) -> None:
-        for name in [n for n in self.held if n.startswith(prefix)]:
-            self.release(name)
+    def evict(self, name: str) -> None:
+        """Give back what `name` holds (nothing if it holds nothing)."""
+        self.total -= self.residents.pop(name, 0)
+
+    def hold(self, label: str, nbytes: int = 0, *, peer: str = "") -> Hold:
+        """A scoped hold of `nbytes` labelled `label` (several may share a label); release it when done."""
+        return Hold(self, label, nbytes, peer)
+
+    @property
+    def holds(self) -> list[Hold]:
+        """The scoped holds still open, oldest first."""
+        return list(self._open.values())
+
+    @property
+    def held(self) -> dict[str, int]:
+        """Bytes by name: residents, and open holds summed by label (a read-only view, for tables and tests)."""
+        view = dict(self.residents)
+        for h in self._open.values():
+            view[h.label] = view.get(h.label, 0) + h.nbytes
+        return view
 
 
 class Node:
@@ -73,14 +133,20 @@ class Node:
         the share of its start for its whole duration."""
         return self.profile.effective_flops * self.conditions.compute_share(t_s)
 
-    def compute(self, fn: Callable[..., Any], *args, kind: str, key: Hashable, rnd: int, hold: str | None = None,
-                detail: str = "", **kwargs):
+    def compute(self, fn: Callable[..., Any], *args, kind: str, key: Hashable | None = None, rnd: int | None = None,
+                keep: Hold | None = None, detail: str = "", **kwargs):
         """Run `fn(*args, **kwargs)` for real and spend its counted FLOPs of simulated time.
 
-        Saved activations are held in the memory ledger for the duration of the step, or under
-        `hold` until the caller releases that name (e.g. a device's forward waiting for the
-        gradient from the server). Use as `result = yield from node.compute(...)`.
+        The FLOP cache key is derived from this node's role, `fn` and the shapes of what it is given
+        (`StepMeter.signature`); `key` overrides it for a step whose cost depends on state its
+        arguments do not show. Saved activations are held for the step, or parked in `keep` (a
+        `Hold` the caller releases, e.g. a device's forward waiting for the server's gradient).
+        `rnd` defaults to the current round. Use as `result = yield from node.compute(...)`.
         """
+        kind = _kind(kind, category="compute").name
+        rnd = self.sim.current_round if rnd is None else rnd
+        if key is None:
+            key = self.sim.meter.signature(fn, args, kwargs)
         with self.processor.request() as turn:
             yield turn
             back = self.conditions.next_available_s(self.sim.now)
@@ -89,13 +155,13 @@ class Node:
             t0 = self.sim.now
             result, cost = self.sim.meter.run((self.role, key), fn, *args, **kwargs)
             duration = cost.flops / self.effective_flops(t0)
-            activations = hold or f"activations:{kind}"
-            self.memory.hold(activations, cost.saved_activation_bytes)
+            saved = keep.resize(cost.saved_activation_bytes) if keep is not None else \
+                self.memory.hold(f"activations:{kind}", cost.saved_activation_bytes)
             mem = self.memory.total
             if duration > 0:
                 yield self.sim.env.timeout(duration)
-            if hold is None:
-                self.memory.release(activations)
+            if keep is None:
+                saved.release()
             energy = self.profile.compute_power_w * duration
             self.flops += cost.flops
             self.busy_s += duration

@@ -24,44 +24,55 @@ UAV's array (reciprocity: the same gains and pointing loss). While the UAV sense
 either direction, so both directions lose the sensing share; in "bandwidth" mode the transmitter
 keeps its power spectral density over the (1 − α) of its share that is left (isac_tradeoff's
 flat-PSD split).
+
+The link takes the network's config (`cosim.world.network.NetworkConfig`): its `thz` radio
+(`ThzConfig`), its `isac` split (`IsacConfig`), and the coverage threshold and re-evaluation
+distance every link of the network shares.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from channels import antenna, isac
 
+from ..config import Strict
 
-@dataclass(frozen=True)
-class ThzIsacSpec:
-    """The THz-ISAC radio of one UAV (or mast) access point (see `cosim.scenario.ThzConfig`)."""
 
-    frequency_hz: float = 300e9
-    bandwidth_hz: float = 10e9          # per direction; the access point's media use this capacity
-    num_elements: int = 1024            # UAV's square array
-    tx_power_dbm: float = 20.0          # UAV
-    device_tx_power_dbm: float = 10.0
-    device_gain_db: float = 20.0        # ground device's antenna (a small horn / array)
-    noise_figure_db: float = 10.0
-    relative_humidity: float = 0.5
-    temperature_c: float = 25.0
-    sensing_fraction: float = 0.0       # share of time or bandwidth spent sensing
-    isac_mode: str = "time"             # time | bandwidth
-    rcs_m2: float = 1.0                 # radar cross-section of a sensed ground device
-    frame_duration_s: float = 1e-3
-    pointing_block_s: float = 0.1       # pointing error held this long
-    snr_threshold_db: float = -5.0
-    reevaluate_distance_m: float = 10.0
+class ThzConfig(Strict):
+    """The THz radio of `thz-isac` access points."""
+
+    frequency_hz: float = Field(300e9, ge=100e9, le=1e12, description="carrier, 100 GHz - 1 THz")
+    bandwidth_hz: float = Field(10e9, gt=0, description="per direction, of each thz-isac access point")
+    num_elements: int = Field(1024, ge=1, description="access point's (UAV's) square array")
+    tx_power_dbm: float = Field(20.0, le=60, description="access point (UAV)")
+    device_tx_power_dbm: float = Field(10.0, le=60)
+    device_gain_db: float = Field(20.0, description="ground device's antenna gain (a small horn / array)")
+    noise_figure_db: float = Field(10.0, ge=0)
+    relative_humidity: float = Field(0.5, ge=0, le=1, description="fraction, not %")
+    temperature_c: float = Field(25.0, ge=-20, le=50)
+    pointing_block_s: float = Field(0.1, gt=0, description="pointing error redrawn this often")
+
+
+class IsacConfig(Strict):
+    """How much of its time or band a thz-isac access point spends sensing."""
+
+    sensing_fraction: float = Field(0.0, ge=0, lt=1)
+    mode: Literal["time", "bandwidth"] = "time"
+    rcs_m2: float = Field(1.0, gt=0, description="radar cross-section of a sensed device")
+    frame_duration_s: float = Field(1e-3, gt=0)
 
 
 class ThzIsacLink:
     """One device ↔ THz-ISAC access point link; same interface as `RadioLink`."""
 
-    def __init__(self, device, ap, spec: ThzIsacSpec, rng: np.random.Generator, on_sense=None):
-        self.device, self.ap, self.spec, self.rng = device, ap, spec, rng
+    def __init__(self, device, ap, config, rng: np.random.Generator, on_sense=None):
+        """`config`: the network's (NetworkConfig); `spec` keeps it under the name `Network` reads."""
+        self.device, self.ap, self.spec, self.rng = device, ap, config, rng
+        self.thz, self.isac = config.thz, config.isac
         self.on_sense = on_sense            # callback(link, t_s, sensing_snr_db, rate_bps, error_rad, distance_m)
         self._anchor = None                 # relative position (device − AP) at the last update
         self._distance_m = math.inf
@@ -87,7 +98,7 @@ class ThzIsacLink:
                 return math.inf
             self._anchor, self._snr_ls_db = None, -math.inf   # not there yet
             entry = getattr(self.device.mobility, "entry_time_s", lambda: math.inf)()
-            return entry if entry > t_s else t_s + self.spec.pointing_block_s
+            return entry if entry > t_s else t_s + self.thz.pointing_block_s
         rel = np.asarray(pos, dtype=float) - np.asarray(self.ap.position_m(t_s), dtype=float)
         moved = math.inf if self._anchor is None else float(np.linalg.norm(rel - self._anchor))
         if moved >= self.spec.reevaluate_distance_m or t_s >= self._block_end_s:
@@ -103,24 +114,24 @@ class ThzIsacLink:
         return until
 
     def _tradeoff(self, sensing_fraction: float, bandwidth_hz: float, tx_power_dbm: float, error_rad: float):
-        s = self.spec
-        return isac.isac_tradeoff(sensing_fraction, s.isac_mode, frequency_hz=s.frequency_hz,
+        t, i = self.thz, self.isac
+        return isac.isac_tradeoff(sensing_fraction, i.mode, frequency_hz=t.frequency_hz,
                                   bandwidth_hz=bandwidth_hz, tx_power_dbm=tx_power_dbm,
-                                  num_elements=s.num_elements, target_distance_m=self._distance_m,
-                                  rcs_m2=s.rcs_m2, user_distance_m=self._distance_m, user_gain_db=s.device_gain_db,
-                                  noise_figure_db=s.noise_figure_db, frame_duration_s=s.frame_duration_s,
-                                  pointing_error_rad=error_rad, relative_humidity=s.relative_humidity,
-                                  temperature_c=s.temperature_c)
+                                  num_elements=t.num_elements, target_distance_m=self._distance_m,
+                                  rcs_m2=i.rcs_m2, user_distance_m=self._distance_m, user_gain_db=t.device_gain_db,
+                                  noise_figure_db=t.noise_figure_db, frame_duration_s=i.frame_duration_s,
+                                  pointing_error_rad=error_rad, relative_humidity=t.relative_humidity,
+                                  temperature_c=t.temperature_c)
 
     def _update(self, t_s: float, rel: np.ndarray) -> None:
-        s = self.spec
+        t = self.thz
         self._anchor = rel
         self._distance_m = max(float(np.linalg.norm(rel)), 1.0)
         self._error_rad = float(antenna.draw_pointing_error_rad(self.rng, jitter_std_rad=self._jitter_std_rad(t_s)))
-        self._block_end_s = t_s + s.pointing_block_s
-        self._snr_ls_db = float(self._tradeoff(0.0, s.bandwidth_hz, s.tx_power_dbm, 0.0).comm_snr_db)
+        self._block_end_s = t_s + t.pointing_block_s
+        self._snr_ls_db = float(self._tradeoff(0.0, t.bandwidth_hz, t.tx_power_dbm, 0.0).comm_snr_db)
         if self.on_sense is not None:
-            full = self._tradeoff(s.sensing_fraction, s.bandwidth_hz, s.tx_power_dbm, self._error_rad)
+            full = self._tradeoff(self.isac.sensing_fraction, t.bandwidth_hz, t.tx_power_dbm, self._error_rad)
             self.on_sense(self, t_s, float(full.sensing_snr_db), float(full.comm_rate_bps), self._error_rad,
                           self._distance_m)
 
@@ -137,16 +148,19 @@ class ThzIsacLink:
         return self._state(t_s)
 
     def tx_power_dbm(self, uplink: bool) -> float:
-        return self.spec.device_tx_power_dbm if uplink else self.spec.tx_power_dbm
+        return self.thz.device_tx_power_dbm if uplink else self.thz.tx_power_dbm
 
-    def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float) -> tuple[float, float]:
-        """(rate, valid_until): the communication rate over `share_hz` left after sensing."""
+    def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float, *,
+                 fading: bool = True) -> tuple[float, float]:
+        """(rate, valid_until): the communication rate over `share_hz` left after sensing. (`fading`
+        is accepted for the common link interface: this link's small-scale part is its pointing
+        error, which belongs to the state it has at t either way.)"""
         until = self._state(t_s)
         if not self.in_coverage(t_s, full_bandwidth_hz):
             return 0.0, until
         if uplink:
-            tx_dbm = self.spec.device_tx_power_dbm
+            tx_dbm = self.thz.device_tx_power_dbm
         else:  # the UAV's power is spread over the band: a share gets its proportional part
-            tx_dbm = self.spec.tx_power_dbm + 10.0 * math.log10(share_hz / full_bandwidth_hz)
-        res = self._tradeoff(self.spec.sensing_fraction, share_hz, tx_dbm, self._error_rad)
+            tx_dbm = self.thz.tx_power_dbm + 10.0 * math.log10(share_hz / full_bandwidth_hz)
+        res = self._tradeoff(self.isac.sensing_fraction, share_hz, tx_dbm, self._error_rad)
         return float(res.comm_rate_bps), until

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
+from .area import AreaMobility
 
 #: Update period of speed and direction, s (Camp et al. 2002 use a fixed time step; ASSUMED 1 s).
 STEP_S = 1.0
@@ -109,3 +113,19 @@ class GaussMarkov:
 
     def exit_time_s(self) -> float:
         return math.inf
+
+
+class GaussMarkovMobility(AreaMobility):
+    kind: Literal["gauss_markov"]
+    alpha: float = Field(0.75, ge=0, le=1, description="memory: 1 = constant velocity, 0 = random walk")
+    mean_speed_mps: float = Field(1.0, ge=0)
+    mean_direction_rad: float | None = Field(None, description="null = drawn uniformly per node")
+    speed_std_mps: float = Field(0.5, ge=0)
+    direction_std_rad: float = Field(0.5, ge=0)
+    step_s: float = Field(STEP_S, gt=0, description="update period of speed and direction")
+
+    def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> GaussMarkov:
+        lo, hi = self.corners_m()
+        return GaussMarkov(lo, hi, self.alpha, self.mean_speed_mps, rng, mean_direction_rad=self.mean_direction_rad,
+                           speed_std_mps=self.speed_std_mps, direction_std_rad=self.direction_std_rad,
+                           step_s=self.step_s, height_m=self.height_m)

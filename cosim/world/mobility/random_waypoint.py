@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
+
+from ...config import Vec2
+from .area import AreaMobility
 
 
 class RandomWaypoint:
@@ -73,3 +78,20 @@ class RandomWaypoint:
 
     def exit_time_s(self) -> float:
         return math.inf
+
+
+class RandomWaypointMobility(AreaMobility):
+    kind: Literal["random_waypoint"]
+    speed_mps: Vec2 = Field([0.5, 1.5], description="speed drawn uniformly in [min, max] per leg (min > 0)")
+    pause_s: float = Field(10.0, ge=0, description="pause at each waypoint")
+
+    @field_validator("speed_mps")
+    @classmethod
+    def _ordered(cls, v):
+        if v[0] <= 0 or v[1] < v[0]:
+            raise ValueError(f"speed range [{v[0]}, {v[1]}]: needs 0 < min <= max")
+        return v
+
+    def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> RandomWaypoint:
+        lo, hi = self.corners_m()
+        return RandomWaypoint(lo, hi, self.speed_mps, self.pause_s, rng, height_m=self.height_m)

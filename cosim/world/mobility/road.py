@@ -13,9 +13,14 @@ enters and after it leaves, so new vehicles join as clients while others leave f
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 from scipy.stats import truncnorm
+
+from ...config import Vec2
+from .base import MobilityConfig, shared_rng
 
 SPEED_DISTRIBUTIONS = ("uniform", "truncnorm")
 
@@ -80,3 +85,46 @@ class RoadSegment:
 
     def speed_mps(self, t_s: float) -> float:
         return self.speed if self.position_m(t_s) is not None else 0.0
+
+
+class RoadMobility(MobilityConfig):
+    kind: Literal["road"]
+    start_m: Vec2 = Field([-1000.0, 50.0], description="x, y where the road starts; it runs along +x")
+    length_m: float = Field(2000.0, gt=0)
+    speed_mps: Vec2 = Field([15.0, 25.0], description="speeds drawn uniformly in [low, high]")
+    lanes: int = Field(1, ge=1)
+    lane_width_m: float = Field(3.5, gt=0)
+    wrap: bool = Field(False, description="loop road: re-enter at the start instead of leaving")
+    height_m: float = Field(1.5, ge=0)
+    arrival_rate_per_s: float | None = Field(None, gt=0, description="Poisson arrivals at the start: device k "
+                                             "enters at the k-th arrival; null = all on the road at t = 0")
+    speed_distribution: Literal["uniform", "truncnorm"] = Field("uniform", description="how speeds are drawn in "
+                                                                "speed_mps: uniform, or a normal truncated to it")
+    speed_mean_mps: float | None = Field(None, gt=0, description="truncnorm mean; null = middle of speed_mps")
+    speed_std_mps: float | None = Field(None, gt=0, description="truncnorm std; null = a quarter of the range")
+
+    @field_validator("speed_mps")
+    @classmethod
+    def _ordered(cls, v):
+        if v[0] <= 0 or v[1] < v[0]:
+            raise ValueError("needs 0 < low <= high")
+        return v
+
+    @model_validator(mode="after")
+    def _arrivals_need_open_road(self):
+        if self.arrival_rate_per_s is not None and self.wrap:
+            raise ValueError("wrap: must be false with arrival_rate_per_s (arriving vehicles leave at the end)")
+        return self
+
+    def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> RoadSegment:
+        lane = index_in_group % self.lanes
+        speed = draw_speed_mps(rng, *self.speed_mps, distribution=self.speed_distribution,
+                               mean_mps=self.speed_mean_mps, std_mps=self.speed_std_mps)
+        if self.arrival_rate_per_s is None:
+            offset, entry = rng.uniform(0, self.length_m), 0.0
+        else:  # a pool of slots: slot k enters at the start at the k-th Poisson arrival (same draws for the group)
+            arrivals = poisson_arrival_times_s(shared_rng(rng, group_rng, "arrivals"), self.arrival_rate_per_s,
+                                               group_size)
+            offset, entry = 0.0, float(arrivals[index_in_group])
+        return RoadSegment(self.start_m, self.length_m, speed_mps=speed, start_offset_m=offset, wrap=self.wrap,
+                           lane_offset_m=lane * self.lane_width_m, height_m=self.height_m, entry_s=entry)

@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import math
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
+
+from .base import MobilityConfig, shared_rng
 
 
 def sumo_home() -> str:
@@ -182,3 +187,37 @@ class SumoVehicle:
         if self.world.done and self.world.sampled_s < t_s:
             return math.inf
         return (math.floor(t_s / self.world.step_s + 1e-9) + 1) * self.world.step_s
+
+
+class SumoMobility(MobilityConfig):
+    kind: Literal["sumo"]
+    sumocfg: str = Field("scenarios/sumo/grid.sumocfg", description="a SUMO .sumocfg (network + routes)")
+    step_s: float = Field(1.0, gt=0, description="SUMO step, advanced in lock-step with the simulated clock")
+    vehicle_ids: list[str] | None = Field(None, description="device k drives vehicle_ids[k]; null = the k-th "
+                                          "vehicle to depart")
+    height_m: float | None = Field(1.5, ge=0, description="antenna height; null = SUMO's z")
+
+    @field_validator("sumocfg")
+    @classmethod
+    def _valid_cfg(cls, v):
+        p = Path(v)
+        if not p.is_file():
+            raise ValueError(f"{v}: file not found")
+        try:
+            root = ET.parse(p).getroot()
+        except ET.ParseError as exc:
+            raise ValueError(f"{v}: not valid XML ({exc})") from exc
+        files = {tag: el.get("value") for tag in ("net-file", "route-files") for el in root.iter(tag)}
+        if not files.get("net-file"):
+            raise ValueError(f"{v}: not a SUMO configuration (no <input><net-file>)")
+        for tag, names in files.items():
+            for name in (names or "").split(","):
+                if name.strip() and not (p.parent / name.strip()).is_file():
+                    raise ValueError(f"{v}: its {tag} {name.strip()!r} is missing")
+        return v
+
+    def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> SumoVehicle:
+        seed = int(shared_rng(rng, group_rng, "sumo").integers(2**31 - 1))   # one SUMO per group and seed
+        world = SumoWorld.shared(self.sumocfg, self.step_s, seed)
+        vid = self.vehicle_ids[index_in_group] if self.vehicle_ids and index_in_group < len(self.vehicle_ids) else None
+        return SumoVehicle(world, slot=index_in_group, vehicle_id=vid, height_m=self.height_m)

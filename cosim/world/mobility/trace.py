@@ -11,8 +11,13 @@ import csv
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator
+
+from ...config import ScenarioError
+from .base import MobilityConfig
 
 
 class TraceError(ValueError):
@@ -99,3 +104,26 @@ class TraceTrack:
 
     def exit_time_s(self) -> float:
         return float(self.t[-1]) if len(self.t) else math.inf
+
+
+class TraceMobility(MobilityConfig):
+    kind: Literal["trace"]
+    file: str = Field(description="SUMO FCD output XML, or a CSV with columns t,id,x,y[,z]")
+    vehicle_ids: list[str] | None = Field(None, description="device k replays vehicle_ids[k]; null = vehicles "
+                                          "in order of first appearance")
+    height_m: float | None = Field(None, ge=0, description="fixed antenna height; null = the trace's z")
+
+    @field_validator("file")
+    @classmethod
+    def _readable(cls, v):
+        load_trace(v)   # TraceError (a ValueError) names what is wrong with the file
+        return v
+
+    def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> TraceTrack:
+        trace = load_trace(self.file)
+        ids = self.vehicle_ids or vehicles_in_order(trace)
+        vid = ids[index_in_group] if index_in_group < len(ids) else None
+        if vid is not None and vid not in trace:
+            raise ScenarioError([f"devices.mobility.vehicle_ids: {vid!r} is not in {self.file}"])
+        times, xyz = trace[vid] if vid is not None else ((), ())
+        return TraceTrack(times, xyz, height_m=self.height_m)

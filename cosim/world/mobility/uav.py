@@ -15,10 +15,15 @@ Positions are computed lazily from t; the jitter of block k is drawn from a gene
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
 from channels.antenna import UAV_JITTER_STD_RAD
+
+from ...config import Vec2, Vec3
+from .base import MobilityConfig
 
 MODES = ("hover", "circle", "waypoints")
 #: Default period at which the hover position jitter is redrawn, s (ASSUMED: the ~10 Hz attitude
@@ -118,3 +123,45 @@ class UavPath:
             return np.zeros(3)
         block = int(math.floor(max(t_s, 0.0) / self.jitter_block_s))
         return np.random.default_rng([self._seed, block]).normal(0.0, self.position_jitter_std_m, 3)
+
+
+class UavMobility(MobilityConfig):
+    kind: Literal["uav"]
+    mode: Literal["hover", "circle", "waypoints"] = "circle"
+    centre_m: Vec2 = Field([0.0, 0.0], description="hover point / circle centre (x, y)")
+    altitude_m: float = Field(100.0, gt=0)
+    radius_m: float = Field(100.0, gt=0)
+    speed_mps: float = Field(10.0, ge=0)
+    waypoints_m: list[Vec3] | None = Field(None, description="mode waypoints: at least 2 points (x, y, z)")
+    loop: bool = Field(True, description="waypoints: fly back to the first and repeat; false = stop at the last")
+    phase_rad: float | None = Field(None, description="circle: start angle; null = drawn")
+    position_jitter_std_m: float = Field(0.1, ge=0, description="position wander per axis (hovering body)")
+    hover_jitter_std_rad: float | None = Field(None, ge=0, description="null = channels.antenna default")
+    flying_jitter_std_rad: float | None = Field(None, ge=0, description="null = channels.antenna default")
+
+    @field_validator("waypoints_m")
+    @classmethod
+    def _two_points(cls, v):
+        if v is not None and len(v) < 2:
+            raise ValueError(f"needs at least 2 points, got {len(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _mode_needs(self):
+        if self.mode == "waypoints":
+            if self.waypoints_m is None:
+                raise ValueError("waypoints_m: mode waypoints needs a list of at least 2 points")
+            if self.speed_mps <= 0:
+                raise ValueError("speed_mps: mode waypoints needs speed_mps > 0")
+        return self
+
+    def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> UavPath:
+        return UavPath(self.mode, rng=rng, centre_m=self.centre_m, altitude_m=self.altitude_m,
+                       radius_m=self.radius_m, speed_mps=self.speed_mps, waypoints_m=self.waypoints_m,
+                       loop=self.loop, phase_rad=self.phase_rad, position_jitter_std_m=self.position_jitter_std_m,
+                       hover_jitter_std_rad=self.hover_jitter_std_rad, flying_jitter_std_rad=self.flying_jitter_std_rad)
+
+    def ut_heights_m(self) -> list[tuple[str, float]]:
+        if self.mode == "waypoints":
+            return [("waypoints_m", float(p[2])) for p in self.waypoints_m]
+        return [("altitude_m", self.altitude_m)]

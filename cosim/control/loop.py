@@ -1,0 +1,101 @@
+"""The control loop: asks the run's controller at its timescales, checks and applies its decisions,
+and records every one (a `decision` row in the trace, a row in decisions.csv).
+
+Applying: bandwidth shares go to the network at once (`network.medium.sharing: allocated`); cuts
+and compression are kept here for the scheme to read at its next round boundary
+(`cut_of`, `compression_of`), since a cut can only change between rounds (the device's part is
+re-sent then, its bytes counted).
+"""
+from __future__ import annotations
+
+from ..world.events import declare
+from .decision import Decision, DecisionError, check
+from .view import observe
+
+declare("decision", "marker", "a controller's decision for one device and setting (detail: timescale setting=value)",
+        by="control")
+
+
+class ControlLoop:
+    def __init__(self, sim, config, controller):
+        self.sim, self.config, self.controller = sim, config, controller
+        self.current = Decision()
+        self.log: list[dict] = []
+        self._flushed = 0
+        #: the scheme says which settings it honours and how to check a cut (`expect`, in its setup)
+        self.depth: int | None = None
+        self.cut_fits = None
+        self.context: dict = {}
+
+    def expect(self, *, depth: int | None = None, cut_fits=None, **context) -> None:
+        """A scheme that takes cut decisions says so (`depth`, `cut_fits(node, cut)`), and publishes
+        what its controller needs to predict it (`context`, the view's `extra`)."""
+        self.depth, self.cut_fits = depth, cut_fits
+        self.context.update(context)
+
+    def _view(self):
+        view = observe(self.sim)
+        view.extra = self.context
+        return view
+
+    @property
+    def name(self) -> str:
+        return self.controller.name
+
+    def start(self) -> None:
+        if self.controller.active and self.config.small_every_s is not None:
+            self.sim.process(self._every())
+
+    def _every(self):
+        while True:
+            yield self.sim.timeout(self.config.small_every_s)
+            self.apply(self.controller.small(self.sim, self._view()), "small")
+
+    def round_started(self, rnd: int) -> None:
+        """Called by `Simulation.rounds` before round `rnd` runs."""
+        if not self.controller.active:
+            return
+        if (rnd - 1) % self.config.large_every_rounds == 0:
+            self.apply(self.controller.large(self.sim, self._view()), "large")
+        if self.config.small_every_s is None:
+            self.apply(self.controller.small(self.sim, self._view()), "small")
+
+    def apply(self, decision: Decision | None, timescale: str) -> None:
+        if decision is None:
+            return
+        sim = self.sim
+        if not decision.is_empty():
+            check(decision, self.name, devices={d.name: d for d in sim.devices}, depth=self.depth if decision.cut else None,
+                  cut_fits=self.cut_fits, shares_by_ap=_groups(sim))
+            if decision.cut and self.depth is None:
+                raise DecisionError(f"controller {self.name!r}: decides cut layers but scheme "
+                                    f"{getattr(sim, 'scheme_name', '?')!r} does not take them")
+        for table in ("cut", "compression", "bandwidth_share", "compute_share", "association", "retrain"):
+            getattr(self.current, table).update(getattr(decision, table))
+        if decision.bandwidth_share:
+            sim.network.set_bandwidth_shares(dict(self.current.bandwidth_share))
+        rows = decision.rows() + [{"device": "", "setting": k, "value": v} for k, v in decision.predicted.items()]
+        for row in rows:
+            sim.trace.record(sim.now, sim.now, row["device"], "decision",
+                             detail=f"{timescale} {row['setting']}={row['value']}")
+            self.log.append({"t_s": sim.now, "round": sim.current_round, "timescale": timescale,
+                             "controller": self.name, **row})
+
+    # --- what schemes read ------------------------------------------------------------------------
+    def cut_of(self, dev, default: int) -> int:
+        return self.current.cut.get(dev.name, default)
+
+    def compression_of(self, dev, default=None):
+        return self.current.compression.get(dev.name, default)
+
+    def new_rows(self) -> list[dict]:
+        """Decision rows not handed out before (the writer appends them to decisions.csv)."""
+        rows, self._flushed = self.log[self._flushed:], len(self.log)
+        return rows
+
+
+def _groups(sim) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for dev in sim.devices:
+        groups.setdefault(sim.network.serving_ap(dev).name, []).append(dev.name)
+    return groups
