@@ -243,7 +243,12 @@ def _categorize(ev: pd.DataFrame, roles: dict[str, str]) -> pd.Series:
                          np.where(src_tier > dst_tier, "download", "transfer"))
 
     cat = pd.Series("other", index=ev.index, dtype=object)
-    declared = ev["category"].fillna("").astype(str) if "category" in ev.columns else pd.Series("", index=ev.index)
+    if "category" in ev.columns:
+        declared = ev["category"].fillna("").astype(str)
+    else:   # a frame without the column: the kinds declared in this version say what they are
+        from .world.events import category_of
+
+        declared = kind.map(category_of)
     known = declared != ""
     if known.all():
         cat[declared == "compute"] = "compute"
@@ -632,12 +637,19 @@ DECISION_PANELS = [("cut", "cut layer"), ("keep", "top-k keep ratio"), ("bits", 
                    ("bandwidth_share", "share of the band"), ("compute_share", "compute share")]
 
 
-def plot_decisions(decisions: pd.DataFrame, path, title=None) -> Path:
+def plot_decisions(decisions: pd.DataFrame, path, title=None, t_end_s: float | None = None) -> Path:
     """One panel per decided setting (cut / compression / bandwidth share …), one step line per
-    device over simulated time: what the controller decided and when."""
+    device over simulated time up to `t_end_s` (the run's end): what the controller decided and
+    when. A setting that never changed and is the same for every device is left out (named in
+    the x label instead)."""
     df = decisions[decisions["device"].fillna("").astype(str) != ""].copy()
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    panels = [(s, lbl) for s, lbl in DECISION_PANELS if (df["setting"] == s).any()]
+    constant = [f"{s}={df[df.setting == s].value.iloc[0]:g}" for s, _ in DECISION_PANELS
+                if (df["setting"] == s).any() and df[df.setting == s].value.nunique() == 1]
+    panels = [(s, lbl) for s, lbl in DECISION_PANELS
+              if (df["setting"] == s).any() and df[df.setting == s].value.nunique() > 1]
+    if not panels and constant:   # nothing varies: still show what was decided
+        panels = [(s, lbl) for s, lbl in DECISION_PANELS if (df["setting"] == s).any()][:1]
     if not panels:
         raise ValueError("plot_decisions needs at least one per-device decision")
     fig = _new_figure(8.0, 2.2 * len(panels) + 0.6)
@@ -645,7 +657,7 @@ def plot_decisions(decisions: pd.DataFrame, path, title=None) -> Path:
     devices = sorted(df["device"].astype(str).unique(), key=_natural_key)
     from matplotlib import colormaps
     colors = colormaps["tab10"]
-    t_end = float(df["t_s"].max())
+    t_end = float(df["t_s"].max()) if t_end_s is None else max(float(t_end_s), float(df["t_s"].max()))
     for ax, (setting, ylabel) in zip(axes[:, 0], panels):
         sub = df[df["setting"] == setting]
         for i, dev in enumerate(devices):
@@ -659,7 +671,8 @@ def plot_decisions(decisions: pd.DataFrame, path, title=None) -> Path:
         ax.grid(alpha=0.3)
         if setting == "keep":
             ax.set_yscale("log")
-    axes[-1, 0].set_xlabel("simulated time (s)")
+    axes[-1, 0].set_xlabel("simulated time (s)" + (f" · every device, all the time: {', '.join(constant)}"
+                                                  if constant else ""))
     axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
@@ -679,10 +692,12 @@ def plot_run(run_dir, which=None) -> list[Path]:
         raise ValueError(f"unknown plot(s) {unknown}; choose from {sorted(PLOTS)}")
 
     label = run_dir.name
+    sim_time_s = None
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         try:
             summary = json.loads(summary_path.read_text())
+            sim_time_s = summary.get("sim_time_s")
             label = " · ".join(str(summary[k]) for k in ("name", "scheme") if summary.get(k))
             label = label or run_dir.name
         except (ValueError, OSError, AttributeError) as exc:
@@ -711,7 +726,7 @@ def plot_run(run_dir, which=None) -> list[Path]:
                 df, out, f"Peak memory per node — {label}")
         elif name == "decisions":
             need, draw = "decisions.csv", lambda df: plot_decisions(
-                df, out, f"Controller decisions — {label}")
+                df, out, f"Controller decisions — {label}", t_end_s=sim_time_s)
         elif name == "tracks":
             need, draw = "tracks.parquet", lambda df: plot_tracks(
                 df, table("events.parquet"), out, f"Tracks and link rate — {label}")

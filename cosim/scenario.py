@@ -149,6 +149,9 @@ class StopConfig(Strict):
     target_accuracy: float | None = Field(None, gt=0, le=1)
 
 
+#: controllers that decide band shares (cosim.control): they need `network.medium.sharing: allocated`
+SHARE_DECIDING_CONTROLLERS = ("equal", "sft")
+
 PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
 
 
@@ -344,7 +347,21 @@ def _semantic_problems(sc: Scenario) -> list[str]:
     else:
         problems += sc.scheme.problems(depth, sc.model.source, [g.profile for g in sc.devices])
     problems += _height_problems(sc)
+    problems += _control_problems(sc)
     return list(dict.fromkeys(problems))   # a model.source problem found twice is said once
+
+
+def _control_problems(sc: Scenario) -> list[str]:
+    """A controller the scheme cannot take, or band shares a network would ignore."""
+    controller, scheme = sc.control.controller, type(sc.scheme)
+    problems = []
+    if controller not in scheme.controllers:
+        problems.append(f"control.controller: {sc.scheme.name} cannot take {controller!r} decisions (given "
+                        f"{controller!r}); allowed for {sc.scheme.name}: {', '.join(scheme.controllers)}")
+    if controller in SHARE_DECIDING_CONTROLLERS and sc.network.medium.sharing != "allocated":
+        problems.append(f"network.medium.sharing: controller {controller!r} decides each device's band share, which "
+                        f"only an allocated medium honours (given {sc.network.medium.sharing!r}); allowed: allocated")
+    return problems
 
 
 def _height_problems(sc: Scenario) -> list[str]:

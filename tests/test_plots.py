@@ -222,3 +222,16 @@ def test_decisions_draw_one_panel_per_setting_and_a_line_per_device(tmp_path):
     rows.append({"t_s": 0.0, "round": 1, "timescale": "small", "controller": "sft", "device": "",
                  "setting": "predicted_round_s", "value": 3.2})
     assert _is_png(plots.plot_decisions(pd.DataFrame(rows), tmp_path / "d.png", title="decisions"))
+
+
+def test_every_compute_kind_draws_as_compute_whatever_its_name():
+    """The old timeline guessed categories from names: wgrad, update, combine, infer and loss drew
+    as "other". The declared category decides now — with the column, and without it (read from
+    the vocabulary) for frames written before it existed."""
+    from cosim import schemes  # noqa: F401 - the schemes declare wgrad, update, combine, infer, loss
+
+    kinds = ["wgrad", "update", "combine", "infer", "loss", "train"]
+    ev = pd.DataFrame({"t_start": 0.0, "t_end": 1.0, "node": "dev0", "peer": "", "kind": kinds, "bytes": 0})
+    roles = {"dev0": "device"}
+    assert set(plots._categorize(ev, roles)) == {"compute"}
+    assert set(plots._categorize(ev.assign(category="compute"), roles)) == {"compute"}

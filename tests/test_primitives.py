@@ -146,9 +146,20 @@ def test_no_scheme_module_imports_another_scheme_module():
     offenders = []
     for path in SCHEME_DIR.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module] if node.module else [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level == 1:          # from .x import … / from . import x
+                    names = [module] if module else [a.name for a in node.names]
+                elif node.level == 2 and module.startswith("schemes"):   # from ..schemes.x import …
+                    names = [module.removeprefix("schemes").lstrip(".")] or [a.name for a in node.names]
+                elif module.startswith("cosim.schemes"):                  # from cosim.schemes.x import …
+                    names = [module.removeprefix("cosim.schemes").lstrip(".")] or [a.name for a in node.names]
+                else:
+                    continue
                 offenders += [f"{path.stem} -> {n}" for n in names if n and n.split(".")[0] in modules]
+            elif isinstance(node, ast.Import):
+                offenders += [f"{path.stem} -> {a.name}" for a in node.names
+                              if a.name.startswith("cosim.schemes.") and a.name.split(".")[2] in modules]
     assert offenders == []
 
 
@@ -176,6 +187,7 @@ SCHEME_CASES = {
     "mavfl": ("mavfl", {}), "whale_fl": ("whale_fl", {}), "split_kd": ("split_kd", {}),
     "mobillm": ("mobillm_phone", {}), "pae_mobillm": ("pae_mobillm_phone", {}),
     "ringada": ("ringada_ring4", {"blocks_per_device": [1, 1, 1, 1]}), "local_lora": ("local_lora", {}),
+    "sft": ("sft", {}),
 }
 
 
@@ -206,3 +218,13 @@ def test_split_server_peak_does_not_grow_with_the_number_of_devices_it_served(tm
         return int(nodes[nodes.role == "edge"].peak_memory_bytes.iloc[0])
 
     assert server_peak(2) == server_peak(4)
+
+
+def test_cosim_kinds_prints_every_declared_kind_with_its_category(capsys):
+    from cosim.cli import main
+
+    assert main(["kinds"]) == 0
+    out = capsys.readouterr().out
+    for category, name in [("compute", "wgrad"), ("transfer", "gradient"), ("marker", "decision"),
+                           ("fault", "leaked_buffer")]:
+        assert any(line.split()[:2] == [category, name] for line in out.splitlines()), (category, name)

@@ -51,7 +51,8 @@ class Decision:
 
 
 def check(decision: Decision, controller: str, *, devices: dict[str, object], depth: int | None,
-          cut_fits=None, shares_by_ap: dict[str, list[str]] | None = None) -> None:
+          cut_fits=None, shares_by_ap: dict[str, list[str]] | None = None,
+          merged_shares: dict[str, float] | None = None) -> None:
     """Refuse what cannot be applied. `devices` maps names to nodes; `cut_fits(dev, cut)` says
     whether a device can hold its part with that cut; `shares_by_ap` groups devices by the band
     they share (their shares there must add up to at most 1)."""
@@ -72,8 +73,9 @@ def check(decision: Decision, controller: str, *, devices: dict[str, object], de
         for dev, share in table.items():
             if not (0.0 < share <= 1.0 + SHARE_TOLERANCE):
                 raise DecisionError(f"{where}: device {dev!r}: {what} {share!r} outside (0, 1]")
+    shares = decision.bandwidth_share if merged_shares is None else merged_shares   # with what still holds
     for ap, members in (shares_by_ap or {}).items():
-        total = sum(decision.bandwidth_share.get(d, 0.0) for d in members)
+        total = sum(shares.get(d, 0.0) for d in members)
         if total > 1.0 + SHARE_TOLERANCE:
-            raise DecisionError(f"{where}: bandwidth shares at {ap} add up to {total:.6g} > 1 "
-                                f"({', '.join(f'{d}={decision.bandwidth_share[d]:.4g}' for d in members if d in decision.bandwidth_share)})")
+            listed = ", ".join(f"{d}={shares[d]:.4g}" for d in members if d in shares)
+            raise DecisionError(f"{where}: bandwidth shares at {ap} add up to {total:.6g} > 1 ({listed})")

@@ -47,8 +47,13 @@ class ControlLoop:
             self.sim.process(self._every())
 
     def _every(self):
+        """Small-timescale decisions every `small_every_s`, for as long as anything else can still
+        happen (an empty event queue beside this ticker is a stall or the end: the run's own stall
+        detection must see it)."""
         while True:
             yield self.sim.timeout(self.config.small_every_s)
+            if self.sim.env.peek() == float("inf"):
+                return
             self.apply(self.controller.small(self.sim, self._view()), "small")
 
     def round_started(self, rnd: int) -> None:
@@ -66,14 +71,15 @@ class ControlLoop:
         sim = self.sim
         if not decision.is_empty():
             check(decision, self.name, devices={d.name: d for d in sim.devices}, depth=self.depth if decision.cut else None,
-                  cut_fits=self.cut_fits, shares_by_ap=_groups(sim))
+                  cut_fits=self.cut_fits, shares_by_ap=_groups(sim),
+                  merged_shares={**self.current.bandwidth_share, **decision.bandwidth_share})
             if decision.cut and self.depth is None:
                 raise DecisionError(f"controller {self.name!r}: decides cut layers but scheme "
                                     f"{getattr(sim, 'scheme_name', '?')!r} does not take them")
         for table in ("cut", "compression", "bandwidth_share", "compute_share", "association", "retrain"):
             getattr(self.current, table).update(getattr(decision, table))
         if decision.bandwidth_share:
-            sim.network.set_bandwidth_shares(dict(self.current.bandwidth_share))
+            sim.network.set_bandwidth_shares(dict(self.current.bandwidth_share), _groups(sim))
         rows = decision.rows() + [{"device": "", "setting": k, "value": v} for k, v in decision.predicted.items()]
         for row in rows:
             sim.trace.record(sim.now, sim.now, row["device"], "decision",

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from ..config import Strict
 from ..learn.adapters import LoraConfig   # re-exported: schemes import it from here
+from ..learn.compress import CompressionConfig
 from ..learn.ordering import OrderPolicy
 
 
@@ -28,7 +29,17 @@ class SchemeConfig(Strict):
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lora: LoraConfig | None = Field(default_factory=LoraConfig, description="null = full fine-tuning")
     participants: int | None = Field(None, ge=1, description="devices per round; null = all in coverage")
+    compression: CompressionConfig | None = Field(
+        None, description="codec of what carries training data — split activations up and gradients down, "
+                          "federated model uploads — e.g. {keep: 0.1, bits: 8, lossless: zstd}; null = float32 "
+                          "(schemes that take it: see `compresses`)")
 
+    #: whether the scheme sends its training traffic through `compression` (refused where not)
+    compresses: ClassVar[bool] = False
+    #: the controllers (cosim.control) whose decisions the scheme takes: every scheme runs with
+    #: fixed settings or equal band shares; a scheme that publishes its costs and reads cuts and
+    #: codecs at its round boundaries (sft) adds its own
+    controllers: ClassVar[tuple[str, ...]] = ("fixed", "equal")
     #: The model tasks (`model.task`) the scheme can train; a scheme narrows it where its method
     #: only makes sense for one (checked before the run, with the reason in `task_note`).
     tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm")
@@ -46,7 +57,21 @@ class SchemeConfig(Strict):
         the profile names of the scenario's device groups. A scheme whose knobs depend on them
         extends this; the scenario calls it once, before the run.
         """
+        if self.compression is not None and not self.compresses:
+            return [f"scheme.compression: {self.name} sends its own messages its own way (given "
+                    f"{self.compression.model_dump(exclude_defaults=True)}); allowed: null — schemes that take a "
+                    "codec: the federated family (fedavg, fedlora, sequential_fl, cyclicfl, dfl, mavfl, whale_fl), "
+                    "split, splitfed, splitlora, splitfrozen, sft"]
         return []
+
+    def codec(self, sim, stream: str = "compression"):
+        """The codec of this scheme's training traffic (None: the run's plain codec), drawing its
+        stochastic rounding from stream `stream`."""
+        if self.compression is None:
+            return None
+        from ..learn.compress import make_codec
+
+        return make_codec(self.compression, sim.rng(stream))
 
     @staticmethod
     def cut_problems(field: str, cut: int, depth: int, source: str) -> list[str]:
@@ -73,6 +98,8 @@ class LoraRequired(SchemeConfig):
 
 class SplitConfig(SchemeConfig):
     """The knobs of the split family (split, splitfed, splitlora, splitfrozen): one cut, a device order."""
+
+    compresses: ClassVar[bool] = True
 
     name: str = "split"
     cut_layer: int = Field(2, ge=1, description="device holds embedding + blocks [0, cut_layer)")

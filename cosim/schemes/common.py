@@ -52,7 +52,8 @@ def client_update(sim, cfg, dev, server, global_state, *, step=None, after_train
                 losses.append((yield from step(local)))
         if after_training is not None:
             yield from after_training(local)
-        upload = yield from sim.send(dev, server, local.state(), kind="model_up")
+        upload = yield from sim.send(dev, server, local.state(), kind="model_up",
+                                     codec=cfg.codec(sim, f"compression/{dev.name}"))
     return upload, learner.num_samples(dev.name), sum(losses) / len(losses)
 
 
@@ -120,13 +121,14 @@ def device_turn(sim, cfg, dev, server, top, bottom_state):
     the server, `local_steps` split steps against the server's `top`, hand the trained bottom back.
     Returns (the `Received` bottom state at the server, whose buffer the caller releases, losses)."""
     learner, cut = sim.learner, cfg.cut_layer
+    codec = cfg.codec(sim, f"compression/{dev.name}")
     with (yield from sim.send(server, dev, bottom_state, kind="model_down")) as down:
         bottom = learner.local(down.value, 0, cut)
         with dev.memory.hold("training_state", learner.training_state_bytes(list(down.value))):
             losses = []
             for _ in range(cfg.local_steps):
                 batch = learner.next_batch(dev.name)
-                losses.append((yield from split_step(sim, dev, server, bottom, top, batch, cut)))
+                losses.append((yield from split_step(sim, dev, server, bottom, top, batch, cut, codec=codec)))
         upload = yield from sim.send(dev, server, bottom.state(), kind="model_up")
     return upload, losses
 

@@ -10,6 +10,8 @@ Phase 1 is `common.sequential_round` with the `order` policy; phase 2 is FedAvg'
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, model_validator
 
 from ..learn.ordering import ClientOrder, OrderPolicy
@@ -19,6 +21,7 @@ from .common import federated_round, sequential_round
 
 class CyclicFLConfig(SchemeConfig):
     name: str = "cyclicfl"
+    compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
     cyclic_rounds: int = Field(2, ge=0, description="phase 1: rounds of cyclic (sequential) training; "
                                "the remaining rounds - cyclic_rounds are FedAvg")
     order: OrderPolicy = Field("random_reshuffle", description="client order in the cyclic phase")

@@ -26,12 +26,17 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from ..world.events import declare
 from .base import SchemeConfig, scheme
 from .common import client_update, federated_round
 
 
+declare("infer", "compute", "a forward pass for predictions only (soft targets, teacher logits)", by="dfl")
+
+
 class DFLConfig(SchemeConfig):
     name: str = "dfl"
+    compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
     task_note: ClassVar[str] = "its soft targets and agreement weight are per-sample class predictions"
     temperature: float = Field(2.0, gt=0, description="KD temperature T")

@@ -4,12 +4,15 @@ uploads weighted by client sample counts. With `lora:` set, only adapters and he
 travel; with `lora: null` the whole model does. The round is `common.federated_round`."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .base import SchemeConfig, scheme
 from .common import federated_training
 
 
 class FedAvgConfig(SchemeConfig):
     name: str = "fedavg"
+    compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
 
 
 @scheme("fedavg", config=FedAvgConfig,

@@ -5,12 +5,15 @@ them; the server averages the uploads weighted by client sample counts. The roun
 (`common.federated_round`), run with a config that refuses `lora: null`."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .base import LoraRequired, scheme
 from .common import federated_training
 
 
 class FedLoraConfig(LoraRequired):
     name: str = "fedlora"
+    compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
 
 
 @scheme("fedlora", config=FedLoraConfig,

@@ -21,13 +21,17 @@ vehicles, uniformly among those in range) or `all` (every vehicle in range).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
+from ..world.events import declare
 from .base import SchemeConfig, scheme
 from .common import aggregate, client_update
+
+declare("failed_participation", "fault", "a selected client did not return its update (MAVFL)", by="mavfl")
+
 
 #: UCB1's exploration constant: index = mean + sqrt(2 ln n / n_j) (Auer et al. 2002, Fig. 1).
 UCB1_EXPLORATION = math.sqrt(2.0)
@@ -35,6 +39,7 @@ UCB1_EXPLORATION = math.sqrt(2.0)
 
 class MavflConfig(SchemeConfig):
     name: str = "mavfl"
+    compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
     selection: Literal["ucb", "random", "all"] = "ucb"
     participants: int | None = Field(4, ge=1, description="vehicles per round (ucb, random); all: every one in range")
     exploration: float = Field(UCB1_EXPLORATION, ge=0,

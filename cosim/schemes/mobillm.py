@@ -30,8 +30,12 @@ from pydantic import Field
 
 from ..learn.activation import Activation
 from ..learn.side import SideTuningConfig, close_round_with_side, deliver_side, server_side_network
+from ..world.events import declare
 from .base import SchemeConfig, scheme
 from .common import pipelined_round
+
+
+declare("side_network", "transfer", "a trained side network delivered to the device that will run it", by="mobillm")
 
 
 class MobiLLMConfig(SideTuningConfig, SchemeConfig):

@@ -43,7 +43,15 @@ from ..learn.compress import quantized_tensor_bytes
 from ..learn.side import (SideTrainer, SideTuningConfig, backbone_pass, close_round_with_side, deliver_side,
                           prediction_difference, resolve_pivot, server_side_network)
 from ..learn.training import Batch
+from ..world.events import declare
 from .base import SchemeConfig, scheme
+
+
+declare("combine", "compute", "a device combining its backbone output with the side network's (PAE MobiLLM)",
+        by="pae_mobillm")
+declare("request", "transfer", "a device asking the server for something it caches (PAE MobiLLM)", by="pae_mobillm")
+declare("side_output", "transfer", "side-network outputs the server returns to a device", by="pae_mobillm")
+declare("difference", "transfer", "label-free output differences a device sends back (PAE MobiLLM)", by="pae_mobillm")
 
 
 class PaeMobiLLMConfig(SideTuningConfig, SchemeConfig):

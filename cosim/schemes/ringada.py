@@ -42,7 +42,11 @@ from ..config import Strict
 from ..learn.aggregate import merge
 from ..learn.protocol import chain_step
 from ..learn.training import Batch, tensor_bytes
+from ..world.events import declare
 from .base import LoraRequired, SchemeConfig, scheme
+
+
+declare("update", "compute", "an optimizer step on accumulated gradients", by="ringada")
 
 
 class UnfreezeSchedule(Strict):

@@ -11,6 +11,8 @@ keeps the model it last received.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from ..learn.ordering import ClientOrder, OrderPolicy
@@ -20,6 +22,7 @@ from .common import sequential_round
 
 class SequentialFLConfig(SchemeConfig):
     name: str = "sequential_fl"
+    compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
     order: OrderPolicy = Field("random_reshuffle", description="client order per round: random_reshuffle | "
                                "fixed | grab (herding of last round's update directions)")
 

@@ -30,7 +30,12 @@ from ..learn.aggregate import weighted_mean
 from ..learn.models import TinySize, build_classifier
 from ..learn.training import (SeparateLocalModel, logits_backward, logits_loss_grad, optimizer_slots, tensor_bytes,
                               top_forward)
+from ..world.events import declare
 from .base import SchemeConfig, Strict, scheme
+
+
+declare("loss", "compute", "a loss and its gradient at the top of a split model", by="split_kd")
+declare("soft_targets", "transfer", "stored soft labels (logits) sent to a device for distillation", by="split_kd")
 
 
 class StudentConfig(Strict):

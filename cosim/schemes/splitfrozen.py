@@ -41,8 +41,12 @@ from pydantic import Field
 from ..learn.activation import Activation
 from ..learn.aggregate import merge
 from ..learn.training import tensor_bytes
+from ..world.events import declare
 from .base import LoraRequired, SplitConfig, scheme
 from .common import pipelined_round
+
+
+declare("wgrad", "compute", "weight gradients and the update, split off the critical path (SplitFrozen)", by="splitfrozen")
 
 
 class SplitFrozenConfig(LoraRequired, SplitConfig):
@@ -104,8 +108,9 @@ def run(sim, cfg: SplitFrozenConfig):
             yield from server.compute(top.top_weight_update, stash, kind="wgrad", detail=dev.name)
         return loss
 
+    codec = cfg.codec(sim)
     for rnd in sim.rounds():
         devices = sim.select(cfg.participants)
         losses = yield from pipelined_round(sim, devices, server, frozen_forward, train_top, steps=cfg.local_steps,
-                                            pipeline=cfg.pipeline)
+                                            pipeline=cfg.pipeline, codec=codec)
         sim.close_round(rnd, merge(frozen_bottom, top.state()), losses, clients=len(devices))

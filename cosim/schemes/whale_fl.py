@@ -24,18 +24,23 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
 
 from ..learn.training import State, optimizer_slots, tensor_bytes
+from ..world.events import declare
 from .base import SchemeConfig, scheme
 from .common import aggregate, client_update, local_step
 
 
+declare("subnetwork", "marker", "a device was assigned a sub-network size (WHALE-FL)", by="whale_fl")
+
+
 class WhaleFlConfig(SchemeConfig):
     name: str = "whale_fl"
+    compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
     assignment: Literal["adaptive", "fixed"] = "adaptive"
     ranks: list[int] | None = Field(None, description="candidate subnetwork ranks; default 1, 2, 4, … up to lora.r")
     cost_weight: float = Field(0.25, ge=0, description="beta: weight of the time cost in the utility")

@@ -4,8 +4,9 @@ Like ns-3's declared trace sources, a kind exists because something declared it;
 (compute / transfer / marker / fault) is part of the declaration, so plots and tables read it
 from the `category` column instead of guessing from the name. `Node.compute` accepts only compute
 kinds and `Simulation.send` only transfer kinds: a typo in a kind fails at its first use instead of
-drawing as "other". Schemes declare the kinds that are theirs beside their code (`declare(...)` at
-import time); `cosim kinds` prints the table.
+drawing as "other". Schemes declare the kinds that are theirs beside their code (`declare(..., by=scheme)`
+at import time; SplitFrozen's `wgrad`, PAE MobiLLM's `request`/`side_output`/`difference`, …); the
+kinds of the world and of the shared learning steps are declared here. `cosim kinds` prints them all.
 """
 from __future__ import annotations
 
@@ -80,11 +81,6 @@ for _name, _doc in [
     ("bwd", "a backward pass through a part, from a received gradient, with its update"),
     ("train", "a whole training step on one node: forward, loss, backward, update"),
     ("aggregate", "a server combining uploaded states (weighted mean, nested aggregation)"),
-    ("wgrad", "weight gradients and the update, split off the critical path (SplitFrozen)"),
-    ("update", "an optimizer step on accumulated gradients"),
-    ("combine", "a server combining per-device outputs (e.g. side-network outputs with cached ones)"),
-    ("infer", "a forward pass for predictions only (soft targets, teacher logits)"),
-    ("loss", "a loss and its gradient at the top of a split model"),
 ]:
     declare(_name, "compute", _doc)
 
@@ -93,11 +89,6 @@ for _name, _doc in [
     ("gradient", "the gradient of a cut-layer activation coming back down"),
     ("model_down", "a model or part of one sent to a node that will train it"),
     ("model_up", "a trained model or part of one returned to the server"),
-    ("side_network", "a trained side network delivered to the device that will run it"),
-    ("soft_targets", "stored soft labels (logits) sent to a device for distillation"),
-    ("request", "a device asking the server for something it caches (PAE MobiLLM)"),
-    ("side_output", "side-network outputs the server returns to a device"),
-    ("difference", "label-free output differences a device sends back (PAE MobiLLM)"),
 ]:
     declare(_name, "transfer", _doc)
 
@@ -107,14 +98,12 @@ for _name, _doc in [
     ("enter", "a device entered a watched coverage area"),
     ("leave", "a device left a watched coverage area"),
     ("sense", "a THz-ISAC link re-evaluated sensing SNR and communication rate"),
-    ("subnetwork", "a device was assigned a sub-network size (WHALE-FL)"),
 ]:
     declare(_name, "marker", _doc)
 
 for _name, _doc in [
     ("drop", "a transfer gave up per the outage policy"),
     ("round_failed", "the outage policy failed the whole round"),
-    ("failed_participation", "a selected client did not return its update (MAVFL)"),
     ("leaked_buffer", "a received buffer still held when its round closed (a scheme forgot to release it)"),
 ]:
     declare(_name, "fault", _doc)

@@ -355,15 +355,22 @@ class Medium:
     def _allocated(self, flows: list[_Flow]) -> np.ndarray:
         """Each device's decided share of the band (split among its own flows); the band no device
         was given is split equally among the flows of devices without a share. A share is a
-        reservation: it is not lent to others while its device is idle (OFDMA resource blocks)."""
+        reservation: it is not lent to others while its device is idle (OFDMA resource blocks).
+        A device without a share never gets nothing: when the decided shares leave less than an
+        equal split would give it, every share is scaled down so that it gets 1/n of the band
+        (n = devices with a share or a flow here) until the controller decides again."""
         per_device: dict[str, int] = {}
         for f in flows:
             per_device[f.name] = per_device.get(f.name, 0) + 1
+        without = {f.name for f in flows if f.name not in self.allocation}
         given = sum(self.allocation.values())
-        unallocated = [f for f in flows if f.name not in self.allocation]
-        rest = max(0.0, 1.0 - given) * self.capacity / max(len(unallocated), 1)
-        return np.array([self.allocation[f.name] * self.capacity / per_device[f.name] if f.name in self.allocation
-                         else rest for f in flows])
+        n = len(self.allocation) + len(without)
+        scale, rest = 1.0, max(0.0, 1.0 - given)
+        if without and rest < len(without) / n:
+            scale, rest = 1.0 - len(without) / n, len(without) / n
+        per_without = rest * self.capacity / max(len(without), 1)
+        return np.array([self.allocation[f.name] * scale * self.capacity / per_device[f.name]
+                         if f.name in self.allocation else per_without / per_device[f.name] for f in flows])
 
     def set_allocation(self, shares: dict[str, float]) -> None:
         """Apply decided shares at once: progress so far at the old rates, then re-split."""
@@ -458,13 +465,14 @@ class Network:
         """The band (Hz, each direction) of access point `ap`."""
         return self._capacity[ap.name]
 
-    def set_bandwidth_shares(self, shares: dict[str, float]) -> None:
+    def set_bandwidth_shares(self, shares: dict[str, float], devices_by_ap: dict[str, list[str]]) -> None:
         """Decided shares (device name -> share of its AP's band) for `sharing: allocated` media,
-        applied at once in both directions of every AP (a device only has flows at its own)."""
+        applied at once in both directions of each AP to the devices it serves now."""
         for ap in self.sim.edge:
+            mine = {d: shares[d] for d in devices_by_ap.get(ap.name, []) if d in shares}
             for medium in (self._up[ap.name], self._down[ap.name]):
                 if medium.sharing == "allocated":
-                    medium.set_allocation(shares)
+                    medium.set_allocation(mine)
 
     # --- links and association ------------------------------------------------------------------
     def link_to(self, device, ap):

@@ -35,6 +35,8 @@ class Hold:
         return id(self) in self.ledger._open
 
     def resize(self, nbytes: int) -> "Hold":
+        if not self.open:
+            raise ValueError(f"{self.label}: resize of a released hold")
         self.ledger._change(int(nbytes) - self.nbytes)
         self.nbytes = int(nbytes)
         return self
