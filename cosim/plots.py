@@ -545,8 +545,9 @@ def plot_comparison(table: pd.DataFrame, curves: dict[str, pd.DataFrame], path,
         ax_mem.set_ylabel(f"peak memory ({bunit}{', log scale' if log_scale else ''})")
         ax_mem.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                       ncols=len(cols), frameon=False, borderaxespad=0.2)
-    ax_mem.set_xticks(x, schemes, rotation=30 if len(schemes) > 4 else 0,
-                      ha="right" if len(schemes) > 4 else "center", fontsize=9)
+    crowded = len(schemes) > 4 or sum(len(str(n)) for n in schemes) > 40   # long labels collide side by side
+    ax_mem.set_xticks(x, schemes, rotation=30 if crowded else 0,
+                      ha="right" if crowded else "center", fontsize=9)
     ax_mem.grid(True, axis="y", alpha=0.3, zorder=0)
     ax_mem.set_title("Peak memory per scheme", fontsize=10, pad=20 if cols else None)
     if title:

@@ -20,6 +20,12 @@ def _table(tmp_path):
 
 
 @pytest.mark.claims
+@pytest.mark.xfail(strict=True, reason=(
+    "measured (compare_sft.yaml, seed 11, 4 rounds; 2026-11-25): SFT 15.45 s vs 53.32 s (delay -71.0 %), "
+    "60.5 MB vs 509.7 MB (bytes -88.1 %), accuracy 0.750 vs 0.790 — short of the paper's -80.2 % / -93.6 %: "
+    "the RPi-4 devices' own compute (~2.7 s a round at cut 1) bounds SFT's round, and the controller "
+    "minimises delay, leaving the devices on good links barely compressed (bytes are a side effect). "
+    "compression-only reached -52.7 % delay and -95.9 % bytes (accuracy 0.733)"))
 def test_sft_cuts_delay_and_bytes_against_uncompressed_fixed_cut(tmp_path):
     table = _table(tmp_path)
     base, sft = table.loc["splitfed-uncompressed"], table.loc["sft"]
