@@ -134,11 +134,20 @@ def test_the_cli_refuses_an_unknown_controller_with_exit_2(tmp_path, capsys):
     assert "control.controller" in capsys.readouterr().err
 
 
+#: what a scheme needs beyond tiny.yaml's block to run on a 4-block tiny model and 4 devices
+SCHEME_KNOBS = {"three_tier": {"cut_layers": [1, 3]}, "ringada": {"blocks_per_device": [1, 1, 1, 1]},
+                "split_kd": {"cut_layer": 2}}
+
+
 @pytest.mark.parametrize("scheme, kind", [("fedavg", "model_up"), ("split", "activation"), ("splitfed", "gradient"),
-                                          ("splitfrozen", "activation")])
+                                          ("splitfrozen", "activation"), ("hetero_sfl", "activation"),
+                                          ("three_tier", "gradient"), ("split_kd", "activation"),
+                                          ("ringada", "activation")])
 def test_every_split_and_federated_scheme_takes_a_codec_for_its_training_traffic(tmp_path, scheme, kind):
     raw = tiny_scenario(tmp_path)
-    raw["scheme"].update(name=scheme, rounds=1)
+    raw["scheme"].update(name=scheme, rounds=1, **SCHEME_KNOBS.get(scheme, {}))
+    if scheme == "three_tier":
+        raw["cloud"] = [{"profile": "cloud-h100", "position_m": [0, 0, 0]}]
     plain = _run(raw)
     packed = _run(raw, **{"scheme.compression": {"keep": 0.25, "bits": 8}})
     sent = lambda r: r.events[r.events.kind == kind]  # noqa: E731

@@ -25,7 +25,8 @@ def split_step(sim, dev, server, bottom: LocalModel, top: LocalModel, batch: Bat
     return loss
 
 
-def chain_step(sim, nodes: list, parts: list[LocalModel], cuts: list[int], batch: Batch, *, stop: int = 0):
+def chain_step(sim, nodes: list, parts: list[LocalModel], cuts: list[int], batch: Batch, *, stop: int = 0,
+               codec=None):
     """One minibatch through a chain of split parts (user → edge → cloud, or longer): nodes[0]
     runs the embedding and blocks [0, cuts[0]), nodes[i] blocks [cuts[i-1], cuts[i]), and the last
     node the remaining blocks, the head and the loss. The activation goes up hop by hop (with the
@@ -36,18 +37,19 @@ def chain_step(sim, nodes: list, parts: list[LocalModel], cuts: list[int], batch
     parameters train, the parts' parameters below it having `requires_grad` off: backward ends at
     that block, so a node whose blocks all lie below it runs its forward only and is sent no
     gradient, and the node holding it backpropagates only down to it. Several micro-batches may be
-    in flight at once: each holds its own buffers."""
+    in flight at once: each holds its own buffers. `codec` (default: the run's) codes every
+    activation and gradient of the chain."""
     dev, bottom, cut = nodes[0], parts[0], cuts[0]
     with dev.memory.hold("activations") as saved:
         hidden = yield from dev.compute(bottom.bottom_forward, batch, cut, kind="fwd", keep=saved)
-        loss, down = yield from _up_the_chain(sim, nodes, parts, cuts, 0, Activation.of(hidden, batch), stop)
+        loss, down = yield from _up_the_chain(sim, nodes, parts, cuts, 0, Activation.of(hidden, batch), stop, codec)
         if down is not None:
             with down:
                 yield from dev.compute(bottom.bottom_backward, hidden, down.value[0], kind="bwd")
     return loss
 
 
-def _up_the_chain(sim, nodes, parts, cuts, i: int, act: Activation, stop: int = 0):
+def _up_the_chain(sim, nodes, parts, cuts, i: int, act: Activation, stop: int = 0, codec=None):
     """Send `act` from nodes[i] to nodes[i+1], run everything above, and bring the gradient of
     the sent activation back to nodes[i]. Returns (loss, the `Received` gradient, whose buffer the
     caller releases after its backward), or (loss, None) with nothing sent back when nodes[i]'s
@@ -55,7 +57,7 @@ def _up_the_chain(sim, nodes, parts, cuts, i: int, act: Activation, stop: int = 
     src, dst = nodes[i], nodes[i + 1]
     start = cuts[i]
     wanted = start > stop  # does the sender hold a block that trains?
-    with (yield from sim.send(src, dst, act, kind="activation")) as up:
+    with (yield from sim.send(src, dst, act, kind="activation", codec=codec)) as up:
         got = up.value
         if i + 1 == len(nodes) - 1:  # the top: loss, backward, update
             if wanted:
@@ -68,10 +70,10 @@ def _up_the_chain(sim, nodes, parts, cuts, i: int, act: Activation, stop: int = 
         else:
             loss, grad = yield from relay_step(
                 sim, dst, parts[i + 1], got, start, cuts[i + 1],
-                lambda out: _up_the_chain(sim, nodes, parts, cuts, i + 1, out, stop), stop=stop)
+                lambda out: _up_the_chain(sim, nodes, parts, cuts, i + 1, out, stop, codec), stop=stop)
     if not wanted:
         return loss, None
-    return loss, (yield from sim.send(dst, src, [grad], kind="gradient"))
+    return loss, (yield from sim.send(dst, src, [grad], kind="gradient", codec=codec))
 
 
 def relay_step(sim, node, part: LocalModel, got: Activation, start: int, end: int, upward, *, stop: int = 0):

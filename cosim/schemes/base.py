@@ -61,7 +61,7 @@ class SchemeConfig(Strict):
             return [f"scheme.compression: {self.name} sends its own messages its own way (given "
                     f"{self.compression.model_dump(exclude_defaults=True)}); allowed: null — schemes that take a "
                     "codec: the federated family (fedavg, fedlora, sequential_fl, cyclicfl, dfl, mavfl, whale_fl), "
-                    "split, splitfed, splitlora, splitfrozen, sft"]
+                    "split, splitfed, splitlora, splitfrozen, hetero_sfl, three_tier, split_kd, ringada, sft"]
         return []
 
     def codec(self, sim, stream: str = "compression"):

@@ -25,7 +25,7 @@ Modelling choices:
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -73,6 +73,7 @@ def serve_order(policy: str, a, b, rng) -> list[int]:
 
 class HeteroSflConfig(LoraRequired):
     name: str = "hetero_sfl"
+    compresses: ClassVar[bool] = True   # `compression` codes activations and gradients
     memory_fraction: float = Field(0.5, gt=0, le=1, description="share of a device's memory its part may use")
     order: Literal["johnson", "arrival", "random"] = "johnson"
 
@@ -188,7 +189,8 @@ def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates):
     def send_up(dev):
         hidden, batch, _ = hiddens[dev.name]
         try:
-            received = yield from sim.send(dev, server, Activation.of(hidden, batch), kind="activation")
+            received = yield from sim.send(dev, server, Activation.of(hidden, batch), kind="activation",
+                                           codec=cfg.codec(sim, f"compression/{dev.name}"))
         except TransferDropped:
             received = None
         arrived[dev.name].succeed((received, sim.now - t0))
@@ -218,17 +220,18 @@ def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates):
                                                    kind="train", detail=name)
         estimates[name] = (a_time, sim.now - s0)
         losses.append(loss)
-        tails.append(sim.process(tail(sim, dev, server, bottoms[name], hidden, saved, grad)))
+        tails.append(sim.process(tail(sim, dev, server, bottoms[name], hidden, saved, grad,
+                                      cfg.codec(sim, f"compression/{name}"))))
     yield sim.all_of(tails)
     return losses
 
 
-def tail(sim, dev, server, bottom, hidden, saved, grad):
+def tail(sim, dev, server, bottom, hidden, saved, grad, codec=None):
     """The device's end of its step, while the server serves the next device: the gradient comes
     down, the bottom backpropagates it and updates, and the saved activations are freed."""
     with saved:
         try:
-            with (yield from sim.send(server, dev, [grad], kind="gradient")) as down:
+            with (yield from sim.send(server, dev, [grad], kind="gradient", codec=codec)) as down:
                 yield from dev.compute(bottom.bottom_backward, hidden, down.value[0], kind="bwd")
         except TransferDropped:
             pass  # the device misses this update; the drop is in the trace

@@ -34,7 +34,7 @@ Modelling choices (stated because time, memory and the model depend on them):
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -57,6 +57,7 @@ class UnfreezeSchedule(Strict):
 
 class RingAdaConfig(LoraRequired, SchemeConfig):
     name: str = "ringada"
+    compresses: ClassVar[bool] = True   # `compression` codes activations and gradients
     blocks_per_device: list[int] | None = Field(None, description="blocks per ring device, bottom first "
                                                                   "(null: an even split of the depth)")
     micro_batches: int = Field(2, ge=1, description="micro-batches per batch in the ring pipeline")
@@ -113,6 +114,7 @@ def micro_split(batch: Batch, parts: int) -> list[Batch]:
         summary="RingAda: ring of devices, micro-batch pipeline, adapters unfrozen top-down (backward stops early)")
 def run(sim, cfg: RingAdaConfig):
     learner = sim.learner
+    codec = cfg.codec(sim)   # activations and gradients around the ring (scheme.compression), or plain
     model, depth = learner.model, learner.model.depth
     ring = list(sim.devices)
     if cfg.ring_order == "seeded":
@@ -138,7 +140,8 @@ def run(sim, cfg: RingAdaConfig):
         for _ in range(cfg.local_steps):
             batch = learner.next_batch(ring[0].name)
             micro = micro_split(batch, cfg.micro_batches)
-            gathered = yield from sim.gather(chain_step(sim, ring, parts, cuts, mb, stop=stop) for mb in micro)
+            gathered = yield from sim.gather(chain_step(sim, ring, parts, cuts, mb, stop=stop, codec=codec)
+                                             for mb in micro)
             losses += gathered.results
             yield sim.all_of(sim.process(_update(dev, part, len(micro))) for dev, part in zip(ring, parts)
                              if any(p.requires_grad for p in part.params.values()))

@@ -49,6 +49,7 @@ class StudentConfig(Strict):
 
 class SplitKdConfig(SchemeConfig):
     name: str = "split_kd"
+    compresses: ClassVar[bool] = True   # `compression` codes activations and gradients
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
     task_note: ClassVar[str] = "its student is a fresh classifier distilled on class logits"
     cut_layer: int = Field(2, ge=1, description="the device runs the teacher's embedding + blocks [0, cut_layer)")
@@ -131,15 +132,16 @@ def kd_step(sim, cfg: SplitKdConfig, dev, server, local, top, batch):
     labels stay on the device: U-shaped), the teacher scored and its top trained from the logits'
     gradient, then the student trained on the soft targets. Returns (student loss, teacher loss)."""
     learner, cut = sim.learner, cfg.cut_layer
+    codec = cfg.codec(sim, f"compression/{dev.name}")
     hidden = yield from dev.compute(learner.frozen_forward, batch, cut, kind="fwd")
     with server.memory.hold("teacher") as saved:  # the teacher top's activations, kept for its backward
         with (yield from sim.send(dev, server, Activation.of(hidden, batch).without_labels(),
-                                  kind="activation")) as up:
+                                  kind="activation", codec=codec)) as up:
             logits = yield from server.compute(top_forward, top, up.value.hidden, up.value.mask, cut, kind="fwd",
                                                keep=saved)
-        with (yield from sim.send(server, dev, [logits.detach()], kind="soft_targets")) as soft:
+        with (yield from sim.send(server, dev, [logits.detach()], kind="soft_targets", codec=codec)) as soft:
             t_loss, grad = yield from dev.compute(logits_loss_grad, soft.value[0], batch.labels, kind="loss")
-            with (yield from sim.send(dev, server, [grad], kind="gradient")) as back:
+            with (yield from sim.send(dev, server, [grad], kind="gradient", codec=codec)) as back:
                 yield from server.compute(logits_backward, top, logits, back.value[0], kind="bwd")
             saved.release()  # the teacher's top has updated; the device distils the soft targets
             has_teacher = torch.ones(len(batch.labels), dtype=torch.bool)

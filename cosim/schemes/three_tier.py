@@ -27,6 +27,8 @@ Modelling choices (stated because time, memory and the model depend on them):
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, field_validator
 
 from ..learn.aggregate import merge, weighted_mean
@@ -38,6 +40,7 @@ from .base import LoraRequired, SchemeConfig, scheme
 
 class ThreeTierConfig(LoraRequired, SchemeConfig):
     name: str = "three_tier"
+    compresses: ClassVar[bool] = True   # `compression` codes activations and gradients
     cut_layers: list[int] = Field([1, 2], description="[c1, c2]: user holds blocks [0, c1), edge [c1, c2), "
                                                       "cloud [c2, depth) + head; 1 <= c1 < c2 <= depth")
 
@@ -132,6 +135,7 @@ def user_turn(sim, cfg: ThreeTierConfig, dev, edge, cloud, middle, top, user_sta
     `Received` user-side state at the cloud, losses)."""
     learner = sim.learner
     c1, c2 = cfg.cut_layers
+    codec = cfg.codec(sim, f"compression/{dev.name}")
     with (yield from sim.send(cloud, dev, user_state, kind="model_down")) as down:
         bottom = learner.local(down.value, 0, c1)
         with dev.memory.hold("training_state", learner.training_state_bytes(list(down.value))):
@@ -139,5 +143,5 @@ def user_turn(sim, cfg: ThreeTierConfig, dev, edge, cloud, middle, top, user_sta
             for _ in range(cfg.local_steps):
                 batch = learner.next_batch(dev.name)
                 losses.append((yield from chain_step(sim, [dev, edge, cloud], [bottom, middle, top], [c1, c2],
-                                                     batch)))
+                                                     batch, codec=codec)))
     return (yield from sim.send(dev, cloud, bottom.state(), kind="model_up")), losses
