@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ..learn.activation import Activation
-from ..learn.compress import TensorCodec
 
 
 @dataclass
@@ -41,6 +40,12 @@ class SplitCosts:
     def __getitem__(self, cut: int) -> CutCosts:
         return self.cuts[cut]
 
+    def fits(self, cut: int, memory_bytes: float) -> bool:
+        """Whether a device with `memory_bytes` holds its part at `cut` and the activations its
+        forward saves (a cut never probed does not fit: nothing is known of it)."""
+        c = self.cuts.get(cut)
+        return c is not None and c.part_bytes + c.saved_bytes <= memory_bytes
+
 
 #: probe batches whose encoded sizes and distortions are averaged (a lossless coder's output depends
 #: on the content: one batch can be ±10 % off the mean)
@@ -56,20 +61,21 @@ def probe_batches(sim, batch_size: int, count: int = PROBE_BATCHES) -> list:
             for _ in range(count)]
 
 
-def measure_split_costs(sim, cuts, top, batch_size: int) -> SplitCosts:
+def measure_split_costs(sim, server, cuts, top, batch_size: int) -> SplitCosts:
     """Run each cut's split minibatch once on scratch copies of the parts, through `sim.meter`.
 
-    `top` is the server's shared part as the scheme built it (its signature decides the server
-    step's cache key); scratch copies of it and of each bottom are trained here, never the real ones."""
-    learner, meter, codec = sim.learner, sim.meter, TensorCodec()
+    `top` is `server`'s shared part as the scheme built it (its signature decides the server
+    step's cache key); scratch copies of it and of each bottom are trained here, never the real ones.
+    The device part's size on the wire is what the run's plain codec makes of it."""
+    learner, meter = sim.learner, sim.meter
     batches = probe_batches(sim, batch_size)
     batch = batches[0]
-    server_role, device_role = "edge", "device"
+    server_role, device_role = server.role, sim.devices[0].role
     scratch_top = learner.local(top.state(), top.start, top.end)
     out = SplitCosts()
     for cut in cuts:
         names = learner.trainable_names(0, cut)
-        bottom = learner.local({k: v for k, v in learner.initial_state(names).items()}, 0, cut)
+        bottom = learner.local(learner.initial_state(names), 0, cut)
         fwd_key = meter.signature(bottom.bottom_forward, (batch, cut), {})
         hidden, fwd = meter.run((device_role, fwd_key), bottom.bottom_forward, batch, cut)
         act = Activation.of(hidden.detach(), batch)
@@ -90,5 +96,5 @@ def measure_split_costs(sim, cuts, top, batch_size: int) -> SplitCosts:
             cut=cut, fwd_flops=fwd.flops, bwd_flops=bwd.flops, server_flops=srv.flops,
             saved_bytes=fwd.saved_activation_bytes,
             part_bytes=learner.weight_bytes(0, cut) + learner.training_state_bytes(names),
-            model_bytes=len(codec.encode(state)), activations=acts, gradients=grads)
+            model_bytes=len(sim.codec.encode(state)), activations=acts, gradients=grads)
     return out

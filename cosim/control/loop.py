@@ -69,17 +69,18 @@ class ControlLoop:
         if decision is None:
             return
         sim = self.sim
+        groups = _groups(sim) if decision.bandwidth_share else {}
         if not decision.is_empty():
-            check(decision, self.name, devices={d.name: d for d in sim.devices}, depth=self.depth if decision.cut else None,
-                  cut_fits=self.cut_fits, shares_by_ap=_groups(sim),
-                  merged_shares={**self.current.bandwidth_share, **decision.bandwidth_share})
             if decision.cut and self.depth is None:
-                raise DecisionError(f"controller {self.name!r}: decides cut layers but scheme "
-                                    f"{getattr(sim, 'scheme_name', '?')!r} does not take them")
+                raise DecisionError(f"controller {self.name!r}: decides cut layers, which this run's scheme does "
+                                    "not take")
+            check(decision, self.name, devices={d.name: d for d in sim.devices}, depth=self.depth,
+                  cut_fits=self.cut_fits, shares_by_ap=groups,
+                  merged_shares={**self.current.bandwidth_share, **decision.bandwidth_share})
         for table in ("cut", "compression", "bandwidth_share", "compute_share", "association", "retrain"):
             getattr(self.current, table).update(getattr(decision, table))
         if decision.bandwidth_share:
-            sim.network.set_bandwidth_shares(dict(self.current.bandwidth_share), _groups(sim))
+            sim.network.set_bandwidth_shares(dict(self.current.bandwidth_share), groups)
         rows = decision.rows() + [{"device": "", "setting": k, "value": v} for k, v in decision.predicted.items()]
         for row in rows:
             sim.trace.record(sim.now, sim.now, row["device"], "decision",

@@ -105,17 +105,24 @@ class SftController(Controller):
         return float(np.interp(x, lk, up)), float(np.interp(x, lk, down)), float(np.interp(x, lk, dist))
 
     # --- the delay model -------------------------------------------------------------------------
-    def device_round_s(self, dev, cut: int, keep: float, share: float, ctx, server_flops_per_s: float) -> float:
-        """T_i of the module docstring for one device."""
+    def delay_terms(self, dev, cut: int, share: float, ctx, server_flops_per_s: float) -> tuple[float, float, float]:
+        """(a, b, g) with T_i = a + b·A + g·G for activation bytes A and gradient bytes G per step:
+        a the compute and part-exchange time, b and g = K·8 / rate up and down (inf when a rate is 0)."""
         cost, k = ctx["costs"][cut], ctx["local_steps"]
-        up_b, down_b, _ = self._bytes_and_distortion(cut, keep, ctx)
         r_up, r_down = dev.rate_bps(share, True), dev.rate_bps(share, False)
         if r_up <= 0 or r_down <= 0:
+            return math.inf, math.inf, math.inf
+        a = (k * ((cost.fwd_flops + cost.bwd_flops) / dev.flops_per_s + cost.server_flops / server_flops_per_s)
+             + cost.model_bytes * BITS_PER_BYTE * (1 / r_up + 1 / r_down))
+        return a, k * BITS_PER_BYTE / r_up, k * BITS_PER_BYTE / r_down
+
+    def device_round_s(self, dev, cut: int, keep: float, share: float, ctx, server_flops_per_s: float) -> float:
+        """T_i of the module docstring for one device."""
+        a, b, g = self.delay_terms(dev, cut, share, ctx, server_flops_per_s)
+        if math.isinf(a):
             return math.inf
-        compute = k * ((cost.fwd_flops + cost.bwd_flops) / dev.flops_per_s + cost.server_flops / server_flops_per_s)
-        bits_up = (k * up_b + cost.model_bytes) * BITS_PER_BYTE
-        bits_down = (k * down_b + cost.model_bytes) * BITS_PER_BYTE
-        return compute + bits_up / r_up + bits_down / r_down
+        up_b, down_b, _ = self._bytes_and_distortion(cut, keep, ctx)
+        return a + b * up_b + g * down_b
 
     def predict_round_s(self, view, cuts, keeps, shares) -> float:
         ctx, f_srv = view.extra, next(iter(view.server_flops_per_s.values()))
@@ -165,20 +172,14 @@ class SftController(Controller):
         """Augmented Lagrangian over x = (ρ_1..ρ_n, τ): min τ s.t. T_i(ρ_i) ≤ τ, Σ w_i D_i(ρ_i) ≤ ε.
 
         T_i(ρ) = a_i + b_i·A(c_i, ρ) + g_i·G(c_i, ρ) with a_i the compute and model-exchange time and
-        b_i, g_i = K·8 / rate: the delay model of `device_round_s`, vectorised over devices."""
+        b_i, g_i = K·8 / rate (`delay_terms`), vectorised over devices."""
         ctx, f_srv, eps = view.extra, next(iter(view.server_flops_per_s.values())), self.config.distortion_bound
-        k, lo = ctx["local_steps"], self.config.min_keep
+        lo = self.config.min_keep
         w = np.array([ctx["weights"][d.name] for d in devs], float)
         w = w / w.sum()
-        a, b, g = np.zeros(len(devs)), np.zeros(len(devs)), np.zeros(len(devs))
-        for i, d in enumerate(devs):
-            cost, share = ctx["costs"][cuts[d.name]], shares[d.name]
-            r_up, r_down = d.rate_bps(share, True), d.rate_bps(share, False)
-            if r_up <= 0 or r_down <= 0:
-                return math.inf, {x.name: 1.0 for x in devs}
-            a[i] = (k * ((cost.fwd_flops + cost.bwd_flops) / d.flops_per_s + cost.server_flops / f_srv)
-                    + cost.model_bytes * BITS_PER_BYTE * (1 / r_up + 1 / r_down))
-            b[i], g[i] = k * BITS_PER_BYTE / r_up, k * BITS_PER_BYTE / r_down
+        a, b, g = np.array([self.delay_terms(d, cuts[d.name], shares[d.name], ctx, f_srv) for d in devs]).T
+        if np.isinf(a).any():
+            return math.inf, {x.name: 1.0 for x in devs}
         groups = {}
         for i, d in enumerate(devs):
             groups.setdefault(cuts[d.name], []).append(i)

@@ -58,6 +58,11 @@ def payload_bytes(shapes_and_dtypes) -> int:
 class TensorCodec:
     """Lossless framing of a dict (or list) of tensors; decode returns the same structure."""
 
+    @staticmethod
+    def error(sent, decoded) -> float:
+        """The relative error of `decoded` against `sent`: 0, TensorCodec is lossless."""
+        return 0.0
+
     def encode(self, payload) -> bytes:
         tensors = list(payload.values()) if isinstance(payload, dict) else list(payload)
         parts = [struct.pack("<II", MAGIC, len(tensors))]
@@ -211,6 +216,11 @@ class QuantCodec:
     """Lossy codec: floating tensors min-max quantized to `bits` (8, 4 or 2) and packed into real
     bytes, with one range per tensor or per row (`per_row`: per token of a hidden-state tensor);
     other tensors travel raw. Stochastic rounding draws from `rng` (a named sim stream)."""
+
+    @staticmethod
+    def error(sent, decoded) -> float:
+        """The largest relative error ‖x − x̂‖/‖x‖ of a floating tensor of the message."""
+        return relative_error(sent, decoded)
 
     def __init__(self, bits: int = 8, rng: np.random.Generator | None = None, per_row: bool = False):
         if bits not in QUANT_BITS:
@@ -480,6 +490,10 @@ class CompressedCodec:
         self.last_errors: list[float | None] = []
 
     # -- sender --------------------------------------------------------------------------------------
+    def error(self, sent, decoded) -> float:
+        """The largest relative error ‖x − x̂‖/‖x‖ of a floating tensor of the message (0 if lossless)."""
+        return relative_error(sent, decoded) if self.config.lossy else 0.0
+
     def encode(self, payload) -> bytes:
         tensors = list(payload.values()) if isinstance(payload, dict) else list(payload)
         parts, errors = [], []

@@ -27,7 +27,7 @@ def local_step(sim, dev, local, *, detail: str = "", after_step=None):
     batch = sim.learner.next_batch(dev.name)
     loss = yield from dev.compute(local.train_step, batch, kind="train", detail=detail)
     if after_step is not None:
-        after_step(sim.meter.cost((dev.role, sim.meter.signature(local.train_step, (batch,), {}))))
+        after_step(dev.last_cost)
     return loss
 
 

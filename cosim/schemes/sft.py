@@ -66,14 +66,10 @@ def run(sim, cfg: SftConfig):
     server.memory.resident("weights", learner.weight_bytes())
     server.memory.resident("training_state", learner.training_state_bytes(list(top.params)))
     cuts = sorted(set(cfg.cut_candidates or range(1, depth)) | {cfg.cut_layer})
-    costs = measure_split_costs(sim, cuts, top, cfg.batch_size)
-
-    def fits(dev, cut):
-        return costs[cut].part_bytes + costs[cut].saved_bytes <= dev.memory_bytes
-
-    sim.control.expect(depth=depth, cut_fits=lambda node, cut: cut in costs.cuts and
-                       costs[cut].part_bytes + costs[cut].saved_bytes <= node.profile.memory_bytes,
-                       costs=costs, local_steps=cfg.local_steps, base_cut=cfg.cut_layer, fits=fits,
+    costs = measure_split_costs(sim, server, cuts, top, cfg.batch_size)
+    sim.control.expect(depth=depth, cut_fits=lambda node, cut: costs.fits(cut, node.profile.memory_bytes),
+                       costs=costs, local_steps=cfg.local_steps, base_cut=cfg.cut_layer,
+                       fits=lambda view, cut: costs.fits(cut, view.memory_bytes),
                        weights={d.name: learner.num_samples(d.name) for d in sim.devices},
                        codec_rng=sim.rng("control/probe"))
     global_state = learner.initial_state()

@@ -197,12 +197,13 @@ class Simulation:
         rnd = self.current_round if rnd is None else rnd
         codec = self.codec if codec is None else codec
         message = payload.to_message() if hasattr(payload, "to_message") else payload
-        data, error = codec.encode_with_error(message)
+        data = codec.encode(message)
+        value = codec.decode(data, like=message)   # what dst will have (decoding takes no simulated time)
         # a lossy codec's distortion goes on the transfer's row (relative L2 error, worst tensor)
+        error = codec.error(message, value)
         detail = f"rel_error={error:.6g}" if error > 0 else ""
         yield from self.network.transfer(src, dst, len(data), kind, rnd, detail=detail)
         hold = dst.memory.hold(f"{RECEIVED_PREFIX}{kind}:{src.name}", len(data), peer=src.name)
-        value = codec.decode(data, like=message)
         if message is not payload:
             value = type(payload).from_message(value)
         return Received(value, hold, len(data))

@@ -117,20 +117,6 @@ class NetworkConfig(Strict):
     backhaul: BackhaulConfig = Field(default_factory=BackhaulConfig)
 
 
-class _FlatRadio:
-    """A NetworkConfig read as one flat namespace: the network's knobs and its channel chain's
-    (`spec.fading` is `config.channel.fading`). A view of the config, not a copy."""
-
-    __slots__ = ("_config",)
-
-    def __init__(self, config: NetworkConfig):
-        self._config = config
-
-    def __getattr__(self, name: str):
-        channel = self._config.channel
-        return getattr(channel if name in ChannelConfig.model_fields else self._config, name)
-
-
 class RadioLink:
     """One device ↔ access point link: large-scale state that follows the device, and fading blocks."""
 
@@ -172,9 +158,13 @@ class RadioLink:
         return self._loss_db, min(t_s + max(left_m, 0.0) / speed, until_s)
 
     @property
-    def spec(self) -> _FlatRadio:
-        """The config as one flat namespace (`spec.fading`, `spec.snr_threshold_db`)."""
-        return _FlatRadio(self.config)
+    def spec(self) -> NetworkConfig:
+        """The network config, under the name `Network` reads on every kind of link."""
+        return self.config
+
+    @property
+    def channel(self) -> ChannelConfig:
+        return self.config.channel
 
     def _update_large_scale(self, pos: np.ndarray, moved_m: float) -> None:
         net, ap_pos = self.config, self.ap.position_m(0.0)
@@ -208,18 +198,18 @@ class RadioLink:
 
     # --- small scale ----------------------------------------------------------------------------
     def _fading(self, t_s: float) -> tuple[float, float]:
-        if self.spec.fading == "none":
+        if self.channel.fading == "none":
             return 0.0, math.inf
         if t_s >= self._block_end_s:
-            if self.spec.fading == "rician":
-                gain = fading_models.rician_power_gain(self.rng, self.spec.k_factor)
+            if self.channel.fading == "rician":
+                gain = fading_models.rician_power_gain(self.rng, self.channel.k_factor)
             else:
                 gain = fading_models.rayleigh_power_gain(self.rng)
             self._fading_db = 10.0 * math.log10(max(float(gain), 1e-12))
             speed = self.device.mobility.speed_mps(t_s)
-            block = (self.spec.static_coherence_s if speed <= 0
+            block = (self.channel.static_coherence_s if speed <= 0
                      else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
-            self._block_end_s = t_s + max(block, self.spec.min_block_s)
+            self._block_end_s = t_s + max(block, self.channel.min_block_s)
         return self._fading_db, self._block_end_s
 
     # --- what the medium asks -------------------------------------------------------------------

@@ -118,6 +118,8 @@ class Node:
         self.radio_energy_j = 0.0
         self.bytes_sent = 0
         self.bytes_received = 0
+        #: the counted cost of this node's latest step (FLOPs, saved-activation bytes)
+        self.last_cost = None
         from .conditions import StaticConditions
         #: dynamic compute share / radio share / availability (cosim.world.conditions); run.py sets it
         self.conditions = StaticConditions()
@@ -156,6 +158,7 @@ class Node:
                 yield self.sim.env.timeout(back - self.sim.now) if math.isfinite(back) else self.sim.env.event()
             t0 = self.sim.now
             result, cost = self.sim.meter.run((self.role, key), fn, *args, **kwargs)
+            self.last_cost = cost
             duration = cost.flops / self.effective_flops(t0)
             saved = keep.resize(cost.saved_activation_bytes) if keep is not None else \
                 self.memory.hold(f"activations:{kind}", cost.saved_activation_bytes)
