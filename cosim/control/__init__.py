@@ -1,5 +1,5 @@
-"""Decisions while the run goes on (DESIGN §8): controllers that set per-device cuts, compression,
-bandwidth and compute shares on two timescales, from a view of what an edge controller could know.
+"""Decisions while the run goes on (DESIGN §8): controllers that set per-device cuts, compression
+and band shares on two timescales, from a view of what an edge controller could know.
 
 Layering: schemes → control → world, learn; control never imports a scheme.
 """

@@ -4,7 +4,7 @@ hold), `equal` (every device in a cell gets an equal share of its band), and `sf
 A controller has two hooks, one per timescale (the two-timescale structure of SFT, arXiv
 2501.09237, and of the digital-twin allocation of arXiv 2411.18329): `large(sim, view)` every
 `large_every_rounds` rounds (cuts, compression: slow, costly to change) and `small(sim, view)` at
-every round start or every `small_every_s` (spectrum, compute shares: cheap, follow the channel).
+every round start or every `small_every_s` (spectrum: cheap, follows the channel).
 Each returns a `Decision` or None.
 """
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What a controller decides for one decision epoch, per device, and how a bad decision is refused.
 
 A `Decision` may set, per device: the cut layer (blocks on the device), the compression of its
-activations and gradients, its share of its access point's band, its compute share at the server
-that serves it, the access point it is associated with, and whether it retrains this epoch. A field
-left empty keeps what was decided before. Validation happens where the decision is applied, with
+activations and gradients, and its share of its access point's band — what the run can apply
+today (compute shares, association and retraining come with the digital-twin work). A field left
+empty keeps what was decided before. Validation happens where the decision is applied, with
 an error that names the controller, the device and the value (`DecisionError`).
 """
 from __future__ import annotations
@@ -27,22 +27,16 @@ class Decision:
     cut: dict[str, int] = field(default_factory=dict)
     compression: dict[str, CompressionConfig] = field(default_factory=dict)
     bandwidth_share: dict[str, float] = field(default_factory=dict)
-    compute_share: dict[str, float] = field(default_factory=dict)
-    association: dict[str, str] = field(default_factory=dict)
-    retrain: dict[str, bool] = field(default_factory=dict)
     #: what the controller expects of this decision (e.g. predicted_round_s), for the trace
     predicted: dict[str, float] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        return not any((self.cut, self.compression, self.bandwidth_share, self.compute_share, self.association,
-                        self.retrain))
+        return not any((self.cut, self.compression, self.bandwidth_share))
 
     def rows(self) -> list[dict]:
         """One tidy row per device and setting (decisions.csv, the trace's `decision` rows)."""
         out = []
-        for name, values in (("cut", self.cut), ("bandwidth_share", self.bandwidth_share),
-                             ("compute_share", self.compute_share), ("association", self.association),
-                             ("retrain", self.retrain)):
+        for name, values in (("cut", self.cut), ("bandwidth_share", self.bandwidth_share)):
             out += [{"device": dev, "setting": name, "value": v} for dev, v in values.items()]
         for dev, comp in self.compression.items():
             out += [{"device": dev, "setting": "keep", "value": 1.0 if comp.keep is None else comp.keep},
@@ -57,8 +51,7 @@ def check(decision: Decision, controller: str, *, devices: dict[str, object], de
     whether a device can hold its part with that cut; `shares_by_ap` groups devices by the band
     they share (their shares there must add up to at most 1)."""
     where = f"controller {controller!r}"
-    for table in (decision.cut, decision.compression, decision.bandwidth_share, decision.compute_share,
-                  decision.association, decision.retrain):
+    for table in (decision.cut, decision.compression, decision.bandwidth_share):
         for dev in table:
             if dev not in devices:
                 raise DecisionError(f"{where}: device {dev!r} does not exist; devices: {', '.join(devices)}")
@@ -69,10 +62,9 @@ def check(decision: Decision, controller: str, *, devices: dict[str, object], de
         if cut_fits is not None and not cut_fits(devices[dev], cut):
             raise DecisionError(f"{where}: device {dev!r}: cut {cut} does not fit its memory "
                                 f"({devices[dev].profile_name}); allowed: a cut whose part fits")
-    for table, what in ((decision.bandwidth_share, "bandwidth share"), (decision.compute_share, "compute share")):
-        for dev, share in table.items():
-            if not (0.0 < share <= 1.0 + SHARE_TOLERANCE):
-                raise DecisionError(f"{where}: device {dev!r}: {what} {share!r} outside (0, 1]")
+    for dev, share in decision.bandwidth_share.items():
+        if not (0.0 < share <= 1.0 + SHARE_TOLERANCE):
+            raise DecisionError(f"{where}: device {dev!r}: bandwidth share {share!r} outside (0, 1]")
     shares = decision.bandwidth_share if merged_shares is None else merged_shares   # with what still holds
     for ap, members in (shares_by_ap or {}).items():
         total = sum(shares.get(d, 0.0) for d in members)

@@ -77,7 +77,7 @@ class ControlLoop:
             check(decision, self.name, devices={d.name: d for d in sim.devices}, depth=self.depth,
                   cut_fits=self.cut_fits, shares_by_ap=groups,
                   merged_shares={**self.current.bandwidth_share, **decision.bandwidth_share})
-        for table in ("cut", "compression", "bandwidth_share", "compute_share", "association", "retrain"):
+        for table in ("cut", "compression", "bandwidth_share"):
             getattr(self.current, table).update(getattr(decision, table))
         if decision.bandwidth_share:
             sim.network.set_bandwidth_shares(dict(self.current.bandwidth_share), groups)
