@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 from .config import ScenarioError, Strict, Vec3
 from .learn.data import DATASETS
 from .learn.models import BUILTIN_SOURCES, ModelSourceError, model_arch, model_depth
-from .control import ControlConfig
+from .control import ControlConfig, decides_shares
 from .schemes import SCHEMES
 from .schemes.base import SchemeConfig
 from .world.mobility import MOBILITY_CONFIGS, StaticMobility
@@ -148,9 +148,6 @@ class StopConfig(Strict):
     sim_time_s: float | None = Field(None, gt=0)
     target_accuracy: float | None = Field(None, gt=0, le=1)
 
-
-#: controllers that decide band shares (cosim.control): they need `network.medium.sharing: allocated`
-SHARE_DECIDING_CONTROLLERS = ("equal", "sft")
 
 PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
 
@@ -358,7 +355,7 @@ def _control_problems(sc: Scenario) -> list[str]:
     if controller not in scheme.controllers:
         problems.append(f"control.controller: {sc.scheme.name} cannot take {controller!r} decisions (given "
                         f"{controller!r}); allowed for {sc.scheme.name}: {', '.join(scheme.controllers)}")
-    if controller in SHARE_DECIDING_CONTROLLERS and sc.network.medium.sharing != "allocated":
+    if decides_shares(controller) and sc.network.medium.sharing != "allocated":
         problems.append(f"network.medium.sharing: controller {controller!r} decides each device's band share, which "
                         f"only an allocated medium honours (given {sc.network.medium.sharing!r}); allowed: allocated")
     return problems

@@ -44,9 +44,14 @@ class ControlConfig(Strict):
                                              "transfers — the optimization-only baseline)")
 
 
+def decides_shares(name: str) -> bool:
+    """Whether controller `name` decides band shares (which only an allocated medium honours)."""
+    return _controller_class(name).decides_shares
+
+
 def build_controller(config: ControlConfig) -> Controller:
     return _controller_class(config.controller)(config)
 
 
 __all__ = ["ControlConfig", "ControlLoop", "Controller", "Decision", "DecisionError", "DeviceView", "View",
-           "build_controller", "observe"]
+           "build_controller", "decides_shares", "observe"]

@@ -19,6 +19,8 @@ class Controller:
     #: whether the loop asks this controller at all (observing queries every link: the fixed one
     #: must leave the run exactly as it would be without a control layer)
     active = True
+    #: whether it decides band shares (then the network's medium must be `sharing: allocated`)
+    decides_shares = False
 
     def __init__(self, config):
         self.config = config
@@ -42,6 +44,7 @@ class EqualController(Controller):
     static OFDMA split, the usual baseline of bandwidth-allocation papers)."""
 
     name = "equal"
+    decides_shares = True
 
     def small(self, sim, view) -> Decision:
         shares = {}

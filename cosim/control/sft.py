@@ -53,6 +53,7 @@ ALM_TOLERANCE = 1e-4
 
 class SftController(Controller):
     name = "sft"
+    decides_shares = True
 
     def __init__(self, config):
         super().__init__(config)
