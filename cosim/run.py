@@ -21,6 +21,7 @@ from .learn.compress import TensorCodec
 from .learn.data import ClientData, load_dataset, partition, train_test_split
 from .learn.models import TinySize, build_model, load_tokenizer
 from .learn.training import Learner
+from .learn.workers import Ahead, Workers, resolve_workers
 from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
 from .schemes import SCHEMES
@@ -86,7 +87,21 @@ def _learner(sim: Simulation, sc: Scenario) -> Learner:
     else:
         train_all(model)
     return Learner(model, load_tokenizer(sc.model.source), sc.model.max_length, train, test, clients,
-                   lr=cfg.lr, optimizer=cfg.optimizer)
+                   lr=cfg.lr, optimizer=cfg.optimizer, padding=sc.model.padding, pad_multiple=sc.model.pad_multiple,
+                   device=torch_device(sc.runtime.device), host_cache_bytes=sc.runtime.host_cache_mb * 2**20)
+
+
+def torch_device(name: str) -> torch.device:
+    """runtime.device as a torch device: auto → the first CUDA device when torch sees one, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            raise ScenarioError([f"runtime.device: {name!r} but torch sees {seen} CUDA device(s) here; allowed: cpu, "
+                                 "auto" + (f", cuda:0..cuda:{seen - 1}" if seen else "")])
+    return torch.device(name)
 
 
 def _check_memory(sim: Simulation, sc: Scenario, learner: Learner) -> None:
@@ -138,14 +153,12 @@ def run(scenario, overrides: dict[str, Any] | None = None, *, progress: bool | N
     sim.on_round_end.append(lambda rec: bar(rec))
 
     wall0 = time.perf_counter()
-    sim.close_round(0, sim.learner.initial_state(), [])
-    sim.control.start()
-    main = sim.process(entry.run(sim, sc.scheme))
-    while not main.processed:   # what env.run(until=main) does, with the stall seen on the queue itself
-        if sim.env.peek() == math.inf:  # nothing left to process: every client waits on something that never comes
-            sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
-            break
-        sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
+    try:
+        _start_workers(sim, sc, writer.dir)
+        _run_scheme(sim, sc, entry)
+    finally:
+        if sim.learner.ahead is not None:
+            sim.learner.ahead.close()
     bar(None)
     writer.finish(sim)
     if plots and sc.outputs.plots:
@@ -155,6 +168,30 @@ def run(scenario, overrides: dict[str, Any] | None = None, *, progress: bool | N
     result = load_run(writer.dir)
     result.summary["wall_time_s"] = time.perf_counter() - wall0
     return result
+
+
+def _start_workers(sim: Simulation, sc: Scenario, run_dir: Path) -> None:
+    """Workers for compute independent in event time (runtime.workers > 1), each holding the learner."""
+    count = resolve_workers(sc.runtime.workers)
+    if sim.learner.device.type == "cuda" and sc.runtime.backend == "process":
+        count = 1   # one process drives the GPU (forked workers cannot use CUDA)
+    if count > 1:
+        workers = Workers(sim.learner, count, sc.runtime.backend, sc.runtime.address, temp_dir=run_dir)
+        sim.learner.ahead = Ahead(sim.learner, workers)
+
+
+def _run_scheme(sim: Simulation, sc: Scenario, entry) -> None:
+    if sc.outputs.eval_round0:
+        sim.close_round(0, sim.learner.initial_state(), [])
+    else:   # the row still marks the start; no evaluation of the initial model
+        sim.end_round(0, loss=math.nan, accuracy=math.nan)
+    sim.control.start()
+    main = sim.process(entry.run(sim, sc.scheme))
+    while not main.processed:   # what env.run(until=main) does, with the stall seen on the queue itself
+        if sim.env.peek() == math.inf:  # nothing left to process: every client waits on something that never comes
+            sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
+            break
+        sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
 
 
 def _progress(sc: Scenario, show: bool):

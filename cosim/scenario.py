@@ -41,7 +41,11 @@ class ModelConfig(Strict):
     task: Literal["classification", "causal_lm"] = Field(
         "classification", description="label each sample (a head on the pooled sequence), or predict every next "
                                       "token with the model's own LM head (decoders: smollm2-135m, tiny-gpt2, tiny-llama)")
-    max_length: int = Field(64, ge=4, le=512, description="tokens per sample (padded)")
+    max_length: int = Field(64, ge=4, le=512, description="tokens per sample at most (longer ones are truncated)")
+    padding: Literal["bucket", "max_length"] = Field(
+        "bucket", description="bucket: a batch pads to its longest row rounded up to pad_multiple (the tokens a "
+                              "device really processes); max_length: every batch pads to max_length")
+    pad_multiple: int = Field(8, ge=1, le=512, description="bucket padding rounds a batch's length up to this")
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="size of tiny-* models")
 
     @field_validator("source")
@@ -156,10 +160,41 @@ class OutputsConfig(Strict):
     dir: str = "results"
     plots: list[PlotName] = ["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
     progress: bool = True
+    eval_round0: bool = Field(True, description="evaluate the initial model as round 0 (the curve's start); "
+                                                "false skips that evaluation (round 0's accuracy is empty)")
 
 
 class RuntimeConfig(Strict):
+    """How the host runs the real compute; never changes a table (cosim.learn.workers)."""
     torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for this run's process")
+    workers: int | Literal["auto"] = Field(
+        1, description="processes (or Ray actors) that run compute independent in event time ahead of the clock: "
+                       "1 = everything in this process; auto = the usable cores")
+    backend: Literal["process", "ray"] = Field("process", description="where the workers run: forked processes "
+                                               "on this machine, or Ray actors (a local Ray, or runtime.address)")
+    address: str | None = Field(None, description="a running Ray cluster's address (backend ray); none: a local Ray")
+    host_cache_mb: int = Field(256, ge=0, description="memory budget of the host's memo of frozen forwards (the "
+                               "same tokens through the same frozen layers, e.g. each round's evaluation of a side "
+                               "network); 0 = off. Host time only: the simulated devices are charged every time")
+    device: str = Field("cpu", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+                        description="where the model and steps run: cpu, cuda, cuda:N, or auto (cuda when torch sees "
+                                    "one). FLOPs, bytes and so every simulated time are the same on each; accuracy "
+                                    "agrees within float tolerance (cpu is the default: byte-identical tables)")
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, v):
+        if v != "auto" and v < 1:
+            raise ValueError("must be >= 1 or 'auto'")
+        return v
+
+    @model_validator(mode="after")
+    def _no_forked_gpu_workers(self):
+        if self.device.startswith("cuda") and self.backend == "process" and self.workers not in (1, "auto"):
+            raise ValueError(f"workers: {self.workers} forked processes cannot share device {self.device!r} (CUDA "
+                             "does not survive a fork); allowed: workers 1 or auto (one process drives the GPU), "
+                             "or backend ray")
+        return self
 
 
 class CompareEntry(Strict):

@@ -230,14 +230,45 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(gt.get_model_path())
 
 
-def test_encode_gives_fixed_shapes_whatever_the_sentence_lengths(tokenizer, movies):
+def test_encode_with_max_length_padding_gives_fixed_shapes_whatever_the_sentence_lengths(tokenizer, movies):
     texts = ["ok", movies.texts[0], " ".join(movies.texts[:20])]
-    enc = encode(tokenizer, texts, max_length=64)
+    enc = encode(tokenizer, texts, max_length=64, padding="max_length")
     assert enc["input_ids"].shape == (3, 64)
     assert enc["attention_mask"].shape == (3, 64)
     assert set(enc) <= {"input_ids", "attention_mask", "token_type_ids"}
     assert enc["attention_mask"][0].sum() < 64  # short text is padded ...
     assert enc["attention_mask"][2].sum() == 64  # ... long text is truncated
+
+
+def test_bucket_padding_pads_to_the_longest_row_rounded_up_and_never_past_max_length(tokenizer):
+    short = encode(tokenizer, ["ok", "a fine film"], max_length=64)   # longest row: 5 tokens with [CLS]/[SEP]
+    assert short["input_ids"].shape == (2, 8)
+    assert short["attention_mask"].sum(dim=1).tolist() == [3, 5]
+    assert encode(tokenizer, ["ok", "a fine film"], max_length=64, pad_multiple=4)["input_ids"].shape == (2, 8)
+    long = encode(tokenizer, ["word " * 100], max_length=60)   # 60 rounds up to 64: capped at max_length
+    assert long["input_ids"].shape == (1, 60) and long["attention_mask"].all()
+    same = encode(tokenizer, ["ok", "a fine film"], max_length=64, padding="max_length")
+    n = short["input_ids"].shape[1]
+    assert torch.equal(same["input_ids"][:, :n], short["input_ids"]) and not same["attention_mask"][:, n:].any()
+
+
+def test_bad_padding_arguments_name_the_argument(tokenizer):
+    with pytest.raises(ValueError, match="padding='longest'"):
+        encode(tokenizer, ["ok"], 16, padding="longest")
+    with pytest.raises(ValueError, match="pad_multiple=0"):
+        encode(tokenizer, ["ok"], 16, pad_multiple=0)
+
+
+def test_a_client_cursor_restored_elsewhere_draws_the_same_batches(movies):
+    a = ClientData(movies, np.arange(40), np.random.default_rng(3), 16)
+    a.next_indices()
+    cursor = a.cursor()
+    ahead = [a.next_indices() for _ in range(4)]   # runs past an epoch's end
+    b = ClientData(movies, np.arange(40), np.random.default_rng(99), 16)
+    b.restore(cursor)
+    assert all(np.array_equal(x, b.next_indices()) for x in ahead)
+    a.restore(cursor)
+    assert np.array_equal(a.next_indices(), ahead[0])
 
 
 def test_client_batches_always_hold_batch_size_samples_and_each_epoch_sees_all_once():

@@ -86,7 +86,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default="")
     ap.add_argument("--save", default=None, help="folder to copy each case's events (CSV) and rounds.csv into")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a dotted override for every case (e.g. model.padding=max_length, runtime.workers=2)")
     args = ap.parse_args(argv)
+    from cosim.scenario import parse_override
+    common = dict(parse_override(x) for x in args.set)
     import cosim
 
     only = {x for x in args.only.split(",") if x}
@@ -101,6 +105,7 @@ def main(argv=None) -> int:
             if "scheme" in extra:
                 raw["scheme"] = extra.pop("scheme")
             raw = shrink(raw, tmp)
+            extra.update(common)
             try:
                 result = cosim.run(raw, overrides=extra or None, progress=False, plots=False)
                 results[case] = digest(result.dir)

@@ -24,6 +24,14 @@ class StepCost:
     saved_activation_bytes: int
 
 
+_measuring = 0
+
+
+def measuring() -> bool:
+    """Whether a step is being counted now (memoized host work must then really run)."""
+    return _measuring > 0
+
+
 class StepMeter:
     """FLOP and saved-activation counter with a cache keyed by step signature."""
 
@@ -75,9 +83,14 @@ class StepMeter:
                 saved += storage.nbytes()
             return t
 
+        global _measuring
         counter = FlopCounterMode(display=False)
-        with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            result = fn(*args, **kwargs)
+        _measuring += 1
+        try:
+            with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                result = fn(*args, **kwargs)
+        finally:
+            _measuring -= 1
         cost = StepCost(float(counter.get_total_flops()), saved)
         self._cache[key] = cost
         self.measured += 1

@@ -537,19 +537,43 @@ def partition(
 # --- tensors for the model -------------------------------------------------------------------
 
 
-def encode(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Token ids padded to exactly ``max_length``: fixed shapes let the simulator cache FLOPs by shape."""
+#: How a batch is padded: to its longest row rounded up to a multiple ("bucket"), or always to max_length.
+PADDINGS = ("bucket", "max_length")
+
+
+def encode(tokenizer, texts: list[str], max_length: int, padding: str = "bucket",
+           pad_multiple: int = 8) -> dict[str, torch.Tensor]:
+    """Token ids and masks of `texts`, truncated to `max_length`.
+
+    `padding="bucket"` pads the batch to its longest row rounded up to `pad_multiple` (at most
+    `max_length`): the device is charged the tokens it would really process, and the FLOP cache
+    still sees few shapes (at most max_length / pad_multiple per step). `"max_length"` pads every
+    batch to exactly `max_length` (fixed shapes: a real device that compiles one static graph)."""
     if max_length < 1:
         raise ValueError(f"max_length={max_length} must be >= 1")
-    enc = tokenizer(
-        list(texts),
-        padding="max_length",
-        truncation=True,
-        max_length=max_length,
-        return_tensors="pt",
-    )
+    if padding not in PADDINGS:
+        raise ValueError(f"padding={padding!r}; allowed: {', '.join(PADDINGS)}")
+    if pad_multiple < 1:
+        raise ValueError(f"pad_multiple={pad_multiple} must be >= 1")
+    bucket = padding == "bucket"
+    enc = tokenizer(list(texts), padding="longest" if bucket else "max_length", truncation=True,
+                    max_length=max_length, return_tensors="pt")
     keys = ("input_ids", "attention_mask", "token_type_ids")
-    return {k: enc[k] for k in keys if k in enc}
+    out = {k: enc[k] for k in keys if k in enc}
+    width = out["input_ids"].shape[1]
+    target = min(-(-width // pad_multiple) * pad_multiple, max_length) if bucket else width
+    if target > width:   # round the bucket up with padding columns on the tokenizer's padding side
+        fill = {"input_ids": tokenizer.pad_token_id or 0, "attention_mask": 0, "token_type_ids": 0}
+        for k, v in out.items():
+            pad = torch.full((v.shape[0], target - width), fill[k], dtype=v.dtype)
+            out[k] = torch.cat([pad, v] if tokenizer.padding_side == "left" else [v, pad], dim=1)
+    return out
+
+
+def token_lengths(tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+    """Tokens per text after truncation to `max_length` (special tokens included)."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
 
 
 class ClientData:
@@ -604,6 +628,17 @@ class ClientData:
                 self._new_epoch(picked[:0])
         return picked
 
+    def cursor(self) -> tuple:
+        """Where the draws stand (rng state, epoch order, position): a worker drawing this client's
+        batches ahead of the clock starts from it (cosim.learn.workers)."""
+        return self.rng.bit_generator.state, self._order.copy(), self._pos
+
+    def restore(self, cursor: tuple) -> None:
+        """Continue from `cursor` (what `cursor()` returned, here or in another process)."""
+        state, order, pos = cursor
+        self.rng.bit_generator.state = state
+        self._order, self._pos = order.copy(), pos
+
     def __len__(self) -> int:
         return len(self.indices)
 
@@ -612,10 +647,13 @@ class ClientData:
         return np.bincount(self.ds.labels[self.indices], minlength=self.ds.num_classes)
 
 
-def batches(ds: TextDataset, batch_size: int) -> Iterator[tuple[list[str], torch.Tensor]]:
-    """In-order ``(texts, labels)`` batches for evaluation; the last one may be short."""
+def batches(ds: TextDataset, batch_size: int, order: np.ndarray | None = None
+            ) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """``(texts, labels)`` batches for evaluation, in dataset order or in `order` (row indices, e.g.
+    sorted by length so a batch's rows pad to similar lengths); the last one may be short."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
-    for start in range(0, len(ds), batch_size):
-        stop = start + batch_size
-        yield ds.texts[start:stop], torch.from_numpy(ds.labels[start:stop].astype(np.int64))
+    order = np.arange(len(ds)) if order is None else np.asarray(order, dtype=np.int64)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield [ds.texts[i] for i in rows], torch.from_numpy(ds.labels[rows].astype(np.int64))

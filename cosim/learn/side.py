@@ -149,7 +149,7 @@ def build_side(learner, cfg: SideConfig, seed: int) -> tuple[SideNetwork, list[i
     torch.manual_seed(seed)
     try:
         side = SideNetwork(cfg, model.hidden_size, model.head.out_features, len(layers), pool=model.pool,
-                           readout=readout)
+                           readout=readout).to(model.head.weight.device)
     finally:
         torch.random.set_rng_state(gen_state)
     return side, layers

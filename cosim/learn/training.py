@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .aggregate import weighted_mean
-from .data import ClientData, TextDataset, batches, encode
+from .data import ClientData, TextDataset, batches, encode, token_lengths
+from .host_cache import HostCache, tokens_key
 from .models import SplitModel
 
 State = dict[str, torch.Tensor]
@@ -64,6 +65,14 @@ def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, float, int]:
     return correct, task_loss(logits, labels, "sum").item(), int(counted.sum())
 
 
+def _fold(scores) -> tuple[float, float]:
+    """(accuracy, mean loss) from per-batch (correct, summed loss, counted), summed in order."""
+    correct, loss_sum, n = 0, 0.0, 0
+    for c, l, k in scores:
+        correct, loss_sum, n = correct + c, loss_sum + l, n + k
+    return correct / n, loss_sum / n
+
+
 def optimizer_slots(optimizer: str) -> int:
     """State tensors an optimizer keeps per parameter: AdamW two moments, SGD none."""
     return {"adamw": 2, "sgd": 0}[optimizer]
@@ -74,8 +83,13 @@ class Learner:
 
     def __init__(self, model: SplitModel, tokenizer, max_length: int, train: TextDataset,
                  test: TextDataset, clients: dict[str, ClientData], lr: float, optimizer: str,
-                 eval_batch_size: int | None = None):
+                 eval_batch_size: int | None = None, padding: str = "bucket", pad_multiple: int = 8,
+                 device: torch.device | str = "cpu", host_cache_bytes: int = 0):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        #: where the model, batches and steps live (runtime.device); FLOPs and bytes do not depend on it
+        self.device = torch.device(device)
+        model.to(self.device)
+        self.padding, self.pad_multiple = padding, pad_multiple
         self.task = model.task
         if eval_batch_size is None:  # per-token logits over a 49k vocabulary: 8 rows ≈ 100 MB at T = 64
             eval_batch_size = 64 if self.task == "classification" else 8
@@ -83,17 +97,29 @@ class Learner:
         self.lr, self.optimizer = lr, optimizer
         self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
         self._params = dict(model.named_parameters())
-        self._test_batches = [self._encode(t, y) for t, y in batches(test, eval_batch_size)]
+        # evaluation batches of rows of similar length (bucket padding: little padding to compute)
+        order = None
+        if padding == "bucket":
+            order = np.argsort(token_lengths(tokenizer, test.texts, max_length), kind="stable")
+        self._test_batches = [self._encode(t, y) for t, y in batches(test, eval_batch_size, order)]
         self.eval_host_s = 0.0
+        #: frozen forwards memoized on the host (cosim.learn.host_cache): host time only, never a table
+        self.host_cache = HostCache(host_cache_bytes)
+        #: where work runs ahead of the clock (cosim.learn.workers.Ahead); None: all in this process
+        self.ahead = None
+
+    def __getstate__(self) -> dict:   # a worker's copy (Ray) holds no workers of its own
+        return {**self.__dict__, "ahead": None}
 
     # --- data ---------------------------------------------------------------------------------
     def _encode(self, texts, labels) -> Batch:
         """Token ids and mask; the targets are the dataset's labels (classification) or the next
         token at every position (causal LM: the dataset's labels only steer partitioning)."""
-        enc = encode(self.tokenizer, texts, self.max_length)
+        enc = encode(self.tokenizer, texts, self.max_length, self.padding, self.pad_multiple)
         if self.task == "causal_lm":
             labels = next_token_targets(enc["input_ids"], enc["attention_mask"])
-        return Batch(enc["input_ids"], enc["attention_mask"], labels)
+        d = self.device
+        return Batch(enc["input_ids"].to(d), enc["attention_mask"].to(d), labels.to(d))
 
     def next_batch(self, client: str) -> Batch:
         return self._encode(*self.clients[client].next_batch())
@@ -126,9 +152,11 @@ class Learner:
         """A frozen bottom (SplitFrozen): embedding + blocks [0, cut) of the pretrained base model under
         no_grad, with the LoRA adapters of those blocks switched off, so neither an adapter matmul
         nor a saved activation is counted. (Adapters freshly injected add exactly zero anyway: peft
-        initialises lora_B to zero.)"""
-        with adapters_disabled(self.model, 0, cut):
-            return self.model(batch.input_ids, batch.attention_mask, start=0, end=cut)
+        initialises lora_B to zero.) Memoized on the host (`host_cache`): pure in the tokens."""
+        def run():
+            with adapters_disabled(self.model, 0, cut):
+                return self.model(batch.input_ids, batch.attention_mask, start=0, end=cut)
+        return self.host_cache.get(("frozen_forward", cut, tokens_key(batch.input_ids, batch.attention_mask)), run)
 
     def next_indexed_batch(self, client: str) -> tuple[Batch, np.ndarray]:
         """The client's next batch and the dataset row index of each sample (a cache key)."""
@@ -141,8 +169,12 @@ class Learner:
     def frozen_layer_outputs(self, batch: Batch, layers: list[int]) -> list[torch.Tensor]:
         """The pretrained base model's block outputs at `layers` (indices into the blocks), under
         no_grad with every LoRA adapter off: a device that runs its backbone forward only (MobiLLM)."""
-        with adapters_disabled(self.model, 0, None):
-            outputs = self.model.layer_outputs(batch.input_ids, batch.attention_mask, end=max(layers) + 1)
+        end = max(layers) + 1
+
+        def run():
+            with adapters_disabled(self.model, 0, None):
+                return self.model.layer_outputs(batch.input_ids, batch.attention_mask, end=end)
+        outputs = self.host_cache.get(("layer_outputs", end, tokens_key(batch.input_ids, batch.attention_mask)), run)
         return [outputs[i] for i in layers]
 
     @torch.no_grad()
@@ -150,12 +182,8 @@ class Learner:
         """(accuracy, mean loss) on the held-out split of any predictor `logits_fn(batch) -> logits`
         (e.g. the frozen backbone plus a side network, cosim/learn/side.py)."""
         t0 = time.perf_counter()
-        correct, loss_sum, n = 0, 0.0, 0
         try:
-            for b in self._test_batches:
-                c, l, k = score(logits_fn(b), b.labels)
-                correct, loss_sum, n = correct + c, loss_sum + l, n + k
-            return correct / n, loss_sum / n
+            return _fold(score(logits_fn(b), b.labels) for b in self._test_batches)
         finally:
             self.eval_host_s += time.perf_counter() - t0
 
@@ -173,9 +201,26 @@ class Learner:
     def evaluate(self, state: State) -> tuple[float, float]:
         """(accuracy, mean loss) of the model with `state` on the held-out test split: per sequence
         (classification) or per predicted token (causal LM: next-token accuracy, mean token
-        cross-entropy, whose exp is the perplexity)."""
-        return self.evaluate_with(
-            lambda b: functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False))
+        cross-entropy, whose exp is the perplexity). With workers the batches are scored there, in
+        shards, and summed here in batch order: the same figures."""
+        t0 = time.perf_counter()
+        try:
+            scores = self.ahead.score(state, len(self._test_batches)) if self.ahead is not None else None
+            if scores is None:
+                scores = self.score_batches(state, range(len(self._test_batches)))
+            return _fold(scores)
+        finally:
+            self.eval_host_s += time.perf_counter() - t0
+
+    @torch.no_grad()
+    def score_batches(self, state: State, indices) -> list[tuple[int, float, int]]:
+        """(correct, summed loss, counted) of each held-out batch in `indices` under `state`."""
+        out = []
+        for i in indices:
+            b = self._test_batches[i]
+            out.append(score(functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False),
+                             b.labels))
+        return out
 
 
 class LocalModel:
@@ -406,7 +451,7 @@ def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def mask_from_lengths(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
-    return (torch.arange(seq_len).unsqueeze(0) < lengths.long().unsqueeze(1)).long()
+    return (torch.arange(seq_len, device=lengths.device).unsqueeze(0) < lengths.long().unsqueeze(1)).long()
 
 
 def mean_or_nan(values) -> float:

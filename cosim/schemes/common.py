@@ -42,17 +42,23 @@ def client_update(sim, cfg, dev, server, global_state, *, step=None, after_train
     `after_training(local)`, a sub-process on `dev` once its training state is given back, before
     the upload (DFL's soft-target pass)."""
     learner = sim.learner
+    plain = step is None and after_training is None
     step = step or (lambda local: local_step(sim, dev, local))
     with (yield from sim.send(server, dev, global_state, kind="model_down")) as down:
-        local = learner.local(down.value)
+        # computed ahead on a worker (federated_round submitted it), or trained here step by step
+        ahead = learner.ahead.claim(dev.name, down.value, cfg.local_steps) if plain and learner.ahead else None
+        local = None if ahead else learner.local(down.value)
         with dev.memory.hold("training_state",
                              tensor_bytes(down.value.values()) * (1 + optimizer_slots(learner.optimizer))):
             losses = []
-            for _ in range(cfg.local_steps):
-                losses.append((yield from step(local)))
+            for k in range(cfg.local_steps):
+                if ahead:
+                    losses.append((yield from dev.compute(ahead.step(k), kind="train")))
+                else:
+                    losses.append((yield from step(local)))
         if after_training is not None:
             yield from after_training(local)
-        upload = yield from sim.send(dev, server, local.state(), kind="model_up",
+        upload = yield from sim.send(dev, server, ahead.state() if ahead else local.state(), kind="model_up",
                                      codec=cfg.codec(sim, f"compression/{dev.name}"))
     return upload, learner.num_samples(dev.name), sum(losses) / len(losses)
 
@@ -74,7 +80,11 @@ def federated_round(sim, cfg, server, global_state, *, update=client_update, **e
     `client_update`; same signature and result) in parallel, the server averages what arrived,
     and the round closes (with `extra` columns). Returns the new global state."""
     clients = sim.select(cfg.participants)
+    if update is client_update and sim.learner.ahead:   # the clients' local steps start on the workers now
+        sim.learner.ahead.local_training(clients, global_state, cfg.local_steps)
     gathered = yield from sim.gather(update(sim, cfg, dev, server, global_state) for dev in clients)
+    if sim.learner.ahead:
+        sim.learner.ahead.discard()
     updates = gathered.results
     if updates:
         global_state = yield from aggregate(sim, server, updates)

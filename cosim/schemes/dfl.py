@@ -51,9 +51,9 @@ class SoftTargets:
         self.logits: dict[int, torch.Tensor] = {}
         self.agreement = 0.0
 
-    def lookup(self, rows, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-        teacher = torch.zeros(len(rows), num_classes)
-        has = torch.zeros(len(rows), dtype=torch.bool)
+    def lookup(self, rows, num_classes: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        teacher = torch.zeros(len(rows), num_classes, device=device)
+        has = torch.zeros(len(rows), dtype=torch.bool, device=device)
         for i, r in enumerate(np.asarray(rows).tolist()):
             t = self.logits.get(int(r))
             if t is not None:
@@ -87,7 +87,7 @@ def kd_step(sim, cfg: DFLConfig, dev, local, targets: SoftTargets, alpha: float)
     """One local step on the hard labels plus the stored soft targets (`LocalModel.kd_train_step`)."""
     learner = sim.learner
     batch, rows = learner.next_indexed_batch(dev.name)
-    teacher, has = targets.lookup(rows, learner.train.num_classes)
+    teacher, has = targets.lookup(rows, learner.train.num_classes, learner.device)
     # key: the cost depends on how many rows have a stored target (the distillation term's graph),
     # which the derived key does not show, and not on alpha's value, which it would carry
     return (yield from dev.compute(local.kd_train_step, batch, teacher, has, cfg.temperature, alpha, kind="train",

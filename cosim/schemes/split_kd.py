@@ -71,6 +71,7 @@ def build_student(sim, cfg: SplitKdConfig):
     student = build_classifier(source, sim.learner.model.head.out_features, tiny=cfg.student.size(),
                                seed=int(sim.rng("student/init").integers(2 ** 31)))
     train_all(student)
+    student.to(sim.learner.device)
     sim.meter.exclude_parameters(student)
     return student
 
@@ -144,7 +145,7 @@ def kd_step(sim, cfg: SplitKdConfig, dev, server, local, top, batch):
             with (yield from sim.send(dev, server, [grad], kind="gradient", codec=codec)) as back:
                 yield from server.compute(logits_backward, top, logits, back.value[0], kind="bwd")
             saved.release()  # the teacher's top has updated; the device distils the soft targets
-            has_teacher = torch.ones(len(batch.labels), dtype=torch.bool)
+            has_teacher = torch.ones(len(batch.labels), dtype=torch.bool, device=batch.labels.device)
             s_loss = yield from dev.compute(local.kd_train_step, batch, soft.value[0], has_teacher, cfg.temperature,
                                             cfg.kd_weight, kind="train")
     return s_loss, t_loss

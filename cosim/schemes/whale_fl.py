@@ -71,7 +71,7 @@ def aggregate_nested(global_state: State, states: list[State], weights: list[flo
     for k, g in global_state.items():
         axis = rank_of(k)
         num = torch.zeros_like(g, dtype=torch.float64)
-        den = torch.zeros(g.shape[axis] if axis is not None else 1, dtype=torch.float64)
+        den = torch.zeros(g.shape[axis] if axis is not None else 1, dtype=torch.float64, device=g.device)
         for s, w in zip(states, weights):
             v = s[k].to(torch.float64)
             if axis is None:

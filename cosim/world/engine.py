@@ -197,6 +197,9 @@ class Simulation:
         rnd = self.current_round if rnd is None else rnd
         codec = self.codec if codec is None else codec
         message = payload.to_message() if hasattr(payload, "to_message") else payload
+        device = _device_of(message)
+        if device is not None and device.type != "cpu":   # bytes are coded on the host (runtime.device: cuda)
+            message = _to_device(message, "cpu")
         data = codec.encode(message)
         value = codec.decode(data, like=message)   # what dst will have (decoding takes no simulated time)
         # a lossy codec's distortion goes on the transfer's row (relative L2 error, worst tensor)
@@ -204,7 +207,9 @@ class Simulation:
         detail = f"rel_error={error:.6g}" if error > 0 else ""
         yield from self.network.transfer(src, dst, len(data), kind, rnd, detail=detail)
         hold = dst.memory.hold(f"{RECEIVED_PREFIX}{kind}:{src.name}", len(data), peer=src.name)
-        if message is not payload:
+        if device is not None and device.type != "cpu":
+            value = _to_device(value, device)
+        if message is not payload and hasattr(payload, "from_message"):
             value = type(payload).from_message(value)
         return Received(value, hold, len(data))
 
@@ -245,6 +250,28 @@ class Simulation:
             return pool
         picked = self.rng("selection").choice(len(pool), size=count, replace=False)
         return [pool[i] for i in sorted(picked)]
+
+
+def _device_of(message):
+    """The torch device of the first tensor in a message (None: no tensor)."""
+    if hasattr(message, "device") and hasattr(message, "to"):   # a tensor
+        return message.device
+    items = message.values() if isinstance(message, dict) else message if isinstance(message, (list, tuple)) else ()
+    for item in items:
+        device = _device_of(item)
+        if device is not None:
+            return device
+    return None
+
+
+def _to_device(message, device):
+    if hasattr(message, "device") and hasattr(message, "to"):
+        return message.to(device)
+    if isinstance(message, dict):
+        return {k: _to_device(v, device) for k, v in message.items()}
+    if isinstance(message, (list, tuple)):
+        return type(message)(_to_device(v, device) for v in message)
+    return message
 
 
 #: Memory label prefix of a received buffer (`recv:<kind>:<sender>`).

@@ -145,11 +145,14 @@ class Node:
         (`StepMeter.signature`); `key` overrides it for a step whose cost depends on state its
         arguments do not show. Saved activations are held for the step, or parked in `keep` (a
         `Hold` the caller releases, e.g. a device's forward waiting for the server's gradient).
-        `rnd` defaults to the current round. Use as `result = yield from node.compute(...)`.
+        `rnd` defaults to the current round. `fn` may be a step computed ahead of the clock (an
+        `AheadStep` of cosim.learn.workers): its result and counted cost are collected at the step's
+        simulated start. Use as `result = yield from node.compute(...)`.
         """
         kind = _kind(kind, category="compute").name
         rnd = self.sim.current_round if rnd is None else rnd
-        if key is None:
+        ahead = hasattr(fn, "collect")   # computed ahead of the clock on a worker (cosim.learn.workers)
+        if key is None and not ahead:
             key = self.sim.meter.signature(fn, args, kwargs)
         with self.processor.request() as turn:
             yield turn
@@ -157,7 +160,7 @@ class Node:
             if back > self.sim.now:  # away (availability off): nothing computes until it is back
                 yield self.sim.env.timeout(back - self.sim.now) if math.isfinite(back) else self.sim.env.event()
             t0 = self.sim.now
-            result, cost = self.sim.meter.run((self.role, key), fn, *args, **kwargs)
+            result, cost = fn.collect() if ahead else self.sim.meter.run((self.role, key), fn, *args, **kwargs)
             self.last_cost = cost
             duration = cost.flops / self.effective_flops(t0)
             saved = keep.resize(cost.saved_activation_bytes) if keep is not None else \

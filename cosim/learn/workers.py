@@ -1,0 +1,303 @@
+"""The host's workers: learning work that is independent in event time runs ahead of the clock.
+
+DESIGN §1: a step's simulated duration never depends on the host clock, so compute whose inputs are
+fixed at its simulated start — the clients of a FedAvg round all start from the same global model,
+an evaluation reads one fixed state — may run early, on other cores or machines, and its results
+are consumed in simulated order. Tables are identical to the serial run: a worker runs the same
+torch operations on the same inputs with one thread, and counts FLOPs the way the main process does.
+
+Backends (`runtime.backend`): "process" — worker processes forked from the run once the learner is
+built, so each holds the frozen model in pages shared with the parent (copy-on-write; nothing is
+pickled but states, batches' cursors and results); "ray" — Ray actors, each unpickling the learner
+once from the object store (`ray.put`), on a local Ray bound to 127.0.0.1 or a cluster
+(`runtime.address`). `workers: 1` is the serial path: nothing runs ahead.
+
+A job is a module-level function of this module run with the worker's learner (`_job_*`).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .accounting import StepCost, StepMeter
+
+BACKENDS = ("process", "ray")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int | str) -> int:
+    """`auto` → the usable cores; a number as given."""
+    return usable_cores() if workers == "auto" else int(workers)
+
+
+# --- what a worker holds ---------------------------------------------------------------------------
+#: The learner of this worker process (set before the fork, or by the Ray actor's constructor).
+_LEARNER = None
+_METER: StepMeter | None = None
+
+
+def _install(learner) -> None:
+    global _LEARNER, _METER
+    torch.set_num_threads(1)   # one thread per worker: the workers are the parallelism
+    _LEARNER, _METER = learner, None
+
+
+def _ready() -> bool:
+    return _LEARNER is not None
+
+
+def _meter() -> StepMeter:
+    global _METER
+    if _METER is None:
+        _METER = StepMeter()
+        _METER.exclude_parameters(_LEARNER.model)
+    return _METER
+
+
+@dataclass
+class LocalTraining:
+    """What one client's local steps produced: the trained state, each step's loss and counted cost,
+    and the client's data cursor after its batches were drawn."""
+
+    state: dict
+    losses: list[float]
+    costs: list[StepCost]
+    cursor: tuple
+
+
+def _job_train(client: str, state: dict, steps: int, cursor: tuple) -> LocalTraining:
+    """`steps` plain local steps (`LocalModel.train_step`) of `client` from `state`, its batches drawn
+    from `cursor` — the same operations `common.local_step` runs in the main process."""
+    torch.set_grad_enabled(True)   # a worker forked inside no_grad (an evaluation) would inherit it
+    learner, meter = _LEARNER, _meter()
+    data = learner.clients[client]
+    data.restore(cursor)
+    local = learner.local(state)
+    losses, costs = [], []
+    for _ in range(steps):
+        batch = learner.next_batch(client)
+        key = meter.signature(local.train_step, (batch,), {})
+        loss, cost = meter.run(key, local.train_step, batch)
+        losses.append(loss)
+        costs.append(cost)
+    return LocalTraining(local.state(), losses, costs, data.cursor())
+
+
+def _job_score(state: dict, batch_indices: list[int]) -> list[tuple[int, float, int]]:
+    """(correct, summed loss, counted) of the held-out batches `batch_indices` under `state`."""
+    return _LEARNER.score_batches(state, batch_indices)
+
+
+# --- backends --------------------------------------------------------------------------------------
+class _RayFuture:
+    def __init__(self, ray, ref):
+        self._ray, self._ref = ray, ref
+
+    def result(self):
+        return self._ray.get(self._ref)
+
+
+class Workers:
+    """`count` workers, each holding `learner`; `submit(job, *args)` returns a future (`.result()`).
+    Jobs go to the workers in turn (round robin), so equal jobs spread evenly."""
+
+    def __init__(self, learner, count: int, backend: str = "process", address: str | None = None,
+                 temp_dir: Path | None = None):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}; allowed: {', '.join(BACKENDS)}")
+        self.count, self.backend = count, backend
+        self._next = 0
+        self._ray = self._ray_started = self._ray_dir = None
+        if backend == "process":
+            import multiprocessing
+
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the tokenizer's own pool is not fork-safe
+            _install(learner)   # the forked workers inherit it: the frozen model's pages are shared
+            context = multiprocessing.get_context("fork")
+            self._pools = [ProcessPoolExecutor(1, mp_context=context) for _ in range(count)]
+            for f in [pool.submit(_ready) for pool in self._pools]:   # fork them all now, in a known state
+                f.result()
+        else:
+            self._ray_dir = None if address else ray_temp_dir(temp_dir)
+            self._ray, self._ray_started = start_ray(address, count, self._ray_dir)
+            shared = self._ray.put(learner)
+            actor = self._ray.remote(num_cpus=1)(_RayWorker)
+            self._actors = [actor.remote(shared) for _ in range(count)]
+
+    def submit(self, job, *args) -> Future | _RayFuture:
+        i = self._next
+        self._next = (i + 1) % self.count
+        if self.backend == "process":
+            return self._pools[i].submit(job, *args)
+        return _RayFuture(self._ray, self._actors[i].run.remote(job.__name__, *args))
+
+    def close(self) -> None:
+        if self.backend == "process":
+            for pool in self._pools:
+                pool.shutdown(wait=True, cancel_futures=True)
+        elif self._ray_started:
+            self._ray.shutdown()
+            if self._ray_dir is not None:   # the session's sockets and logs: nothing a result needs
+                import shutil
+
+                shutil.rmtree(self._ray_dir, ignore_errors=True)
+
+
+class _RayWorker:
+    """A Ray actor holding the learner (unpickled once from the object store)."""
+
+    def __init__(self, learner):
+        _install(learner)
+
+    def run(self, job_name: str, *args):
+        return globals()[job_name](*args)
+
+
+def start_ray(address: str | None, cpus: int, temp_dir: Path | None):
+    """Ray, connected to the cluster at `address`, or started locally on 127.0.0.1 with its session
+    folder `temp_dir` and no dashboard. Returns (ray, whether
+    this call started it: then the caller shuts it down). Raises RuntimeError naming what failed."""
+    local = not address
+    if local:   # Ray reads these when it is imported
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")     # a one-user instance on 127.0.0.1
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("Ray is not installed; allowed: pip install 'cosim[ray]'") from None
+    if ray.is_initialized():
+        return ray, False
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=str(temp_dir or ray_temp_dir(None)),
+                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    return ray, True
+
+
+#: AF_UNIX socket paths are at most 107 bytes; Ray's longest sits this far below its temp dir.
+_SOCKET_PATH_MAX = 107
+_RAY_SOCKET_TAIL = "/session_2099-12-31_23-59-59_999999_999999/sockets/plasma_store"
+
+
+def ray_temp_dir(parent: Path | None) -> Path:
+    """Ray's session folder: `parent/ray` when its socket paths fit the AF_UNIX limit, else a short
+    folder under the system temp dir."""
+    if parent is not None:
+        inside = (Path(parent) / "ray").resolve()
+        if len(str(inside) + _RAY_SOCKET_TAIL) <= _SOCKET_PATH_MAX:
+            return inside
+    return Path(tempfile.mkdtemp(prefix="cosim-ray-"))
+
+
+# --- running ahead of the clock ------------------------------------------------------------------------
+class AheadStep:
+    """Step `k` of a client's local training computed ahead: `Node.compute` takes it in place of a
+    function and charges its counted cost at the step's simulated start (`collect()`)."""
+
+    __slots__ = ("ticket", "k")
+
+    def __init__(self, ticket: "Ticket", k: int):
+        self.ticket, self.k = ticket, k
+
+    def collect(self) -> tuple[Any, StepCost]:
+        done = self.ticket.done()
+        return done.losses[self.k], done.costs[self.k]
+
+
+class Ticket:
+    """One client's local training submitted ahead: its steps (`step(k)`) and trained `state()`.
+    The client's data cursor moves on when the result is first collected, as the serial steps would
+    have moved it."""
+
+    def __init__(self, ahead: "Ahead", client: str, state: dict, steps: int, cursor: tuple, future):
+        self.ahead, self.client, self.start_state, self.steps, self.cursor = ahead, client, state, steps, cursor
+        self._future, self._done = future, None
+
+    def done(self) -> LocalTraining:
+        if self._done is None:
+            self._done = self._future.result()
+            self.ahead.learner.clients[self.client].restore(self._done.cursor)
+        return self._done
+
+    def step(self, k: int) -> AheadStep:
+        return AheadStep(self, k)
+
+    def state(self) -> dict:
+        return self.done().state
+
+
+class Ahead:
+    """Where a run's work goes ahead of the clock: local trainings submitted at a round's start and
+    claimed by the clients that reach them; held-out evaluation split over the workers."""
+
+    def __init__(self, learner, workers: Workers | None):
+        self.learner, self.workers = learner, workers
+        self._tickets: dict[str, Ticket] = {}
+
+    @property
+    def parallel(self) -> bool:
+        return self.workers is not None
+
+    def local_training(self, clients, state: dict, steps: int) -> None:
+        """Submit every client's `steps` local steps from `state` (a FedAvg round's clients)."""
+        if self.workers is None:
+            return
+        for dev in clients:
+            cursor = self.learner.clients[dev.name].cursor()
+            future = self.workers.submit(_job_train, dev.name, state, steps, cursor)
+            self._tickets[dev.name] = Ticket(self, dev.name, state, steps, cursor, future)
+
+    def claim(self, client: str, state: dict, steps: int) -> Ticket | None:
+        """The ticket submitted for `client` if it was computed from exactly `state` and the client's
+        data cursor as it is now; else None (the caller trains in this process)."""
+        ticket = self._tickets.pop(client, None)
+        if ticket is None or ticket.steps != steps or not _same_cursor(ticket.cursor, self.learner.clients[client].cursor()):
+            return None
+        if ticket.start_state is not state and not _same_state(ticket.start_state, state):
+            return None
+        return ticket
+
+    def discard(self) -> None:
+        """Forget the tickets nobody claimed (clients whose download was dropped)."""
+        self._tickets.clear()
+
+    def score(self, state: dict, batches: int) -> list[tuple[int, float, int]] | None:
+        """Per-batch scores of the held-out batches under `state`, split over the workers in
+        contiguous shards and returned in batch order; None without workers."""
+        if self.workers is None or batches < 2:
+            return None
+        n = min(self.workers.count, batches)
+        bounds = [round(i * batches / n) for i in range(n + 1)]
+        shards = [list(range(bounds[i], bounds[i + 1])) for i in range(n)]
+        futures = [self.workers.submit(_job_score, state, shard) for shard in shards]
+        return [s for f in futures for s in f.result()]
+
+    def close(self) -> None:
+        self.discard()
+        if self.workers is not None:
+            self.workers.close()
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _same_cursor(a: tuple, b: tuple) -> bool:
+    import numpy as np
+
+    return all(np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y for x, y in zip(a, b))

@@ -1,0 +1,111 @@
+"""Host parallelism never changes a table: runs with workers (forked processes, Ray actors) write
+byte-identical rounds.csv and events.parquet to the serial run, for every scheme family; and the
+work really went to the workers."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+import cosim
+import cosim.learn.workers as workers_module
+from conftest import ROOT, tiny_scenario
+
+
+def _digests(result) -> dict:
+    return {name: hashlib.md5((Path(result.dir) / name).read_bytes()).hexdigest()
+            for name in ("rounds.csv", "events.parquet")}
+
+
+def _run(raw: dict, out: Path, **runtime) -> dict:
+    raw = {**raw, "runtime": {**raw.get("runtime", {}), **runtime},
+           "outputs": {"dir": str(out), "progress": False, "plots": []}}
+    return _digests(cosim.run(raw, progress=False, plots=False))
+
+
+def _fedavg(tmp_path) -> dict:
+    """Tiny FedAvg whose held-out split spans several evaluation batches (so scoring is sharded)."""
+    raw = tiny_scenario(tmp_path)
+    raw["data"] = {**raw.get("data", {}), "test_samples": 150}
+    raw["scheme"] = {**raw["scheme"], "name": "fedavg", "rounds": 2, "local_steps": 3, "participants": 3}
+    return raw
+
+
+def test_fedavg_with_two_worker_processes_writes_the_serial_tables_and_trains_there(tmp_path, monkeypatch):
+    raw = _fedavg(tmp_path)
+    serial = _run(raw, tmp_path / "serial", workers=1)
+    claimed = []
+    real_claim = workers_module.Ahead.claim
+
+    def claim(self, *args):
+        ticket = real_claim(self, *args)
+        claimed.append(ticket is not None)
+        return ticket
+
+    monkeypatch.setattr(workers_module.Ahead, "claim", claim)
+    parallel = _run(raw, tmp_path / "parallel", workers=2)
+    assert parallel == serial
+    assert claimed and all(claimed)   # every client's steps came from a worker
+
+
+def test_a_claim_from_another_state_is_refused_and_trained_here(tmp_path):
+    """A ticket computed from a state other than what the client received is not used."""
+    import torch
+
+    from cosim.run import build
+    from cosim.scenario import load
+
+    sim = build(load(_fedavg(tmp_path)))
+    ahead = workers_module.Ahead(sim.learner, None)
+    state = sim.learner.initial_state()
+    name = sim.devices[0].name
+    ticket = workers_module.Ticket(ahead, name, state, 3, sim.learner.clients[name].cursor(), future=None)
+    ahead._tickets[name] = ticket
+    moved = {k: v + 1 for k, v in state.items()}
+    assert ahead.claim(name, moved, 3) is None
+    ahead._tickets[name] = ticket
+    assert ahead.claim(name, {k: v.clone() for k, v in state.items()}, 3) is ticket
+    sim.learner.clients[name].next_indices()   # the client drew a batch since: its cursor moved
+    ahead._tickets[name] = ticket
+    assert ahead.claim(name, state, 3) is None
+    assert torch.equal(state[next(iter(state))], sim.learner.initial_state()[next(iter(state))])
+
+
+#: One shipped scenario per scheme family, shrunk as tools/fingerprint.py shrinks it.
+FAMILIES = ["fedavg", "fedlora", "splitfed_v1", "splitfed", "split", "splitfrozen", "hetero_sfl", "three_tier",
+            "sequential_fl", "cyclicfl", "dfl", "mavfl", "whale_fl", "split_kd", "mobillm_phone",
+            "pae_mobillm_phone", "ringada_ring4", "local_lora", "uav_thz_isac"]
+
+
+def _fingerprint_tool():
+    spec = importlib.util.spec_from_file_location("fingerprint", ROOT / "tools" / "fingerprint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", FAMILIES)
+def test_every_scheme_family_writes_the_same_tables_with_workers(case, tmp_path):
+    tool = _fingerprint_tool()
+    extra = dict(tool.CASES[case])
+    raw = yaml.safe_load((ROOT / "scenarios" / f"{extra.pop('file', case)}.yaml").read_text())
+    if "scheme" in extra:
+        raw["scheme"] = extra.pop("scheme")
+    raw = tool.shrink(raw, str(tmp_path))
+    raw["data"]["test_samples"] = 140   # several evaluation batches
+    for key, value in extra.items():
+        section, field = key.split(".", 1)
+        raw[section][field] = value
+    assert _run(raw, tmp_path / "parallel", workers=2) == _run(raw, tmp_path / "serial", workers=1)
+
+
+@pytest.mark.slow
+def test_ray_actors_on_a_local_ray_write_the_serial_tables(tmp_path):
+    pytest.importorskip("ray")
+    raw = _fedavg(tmp_path)
+    assert _run(raw, tmp_path / "ray", workers=2, backend="ray") == _run(raw, tmp_path / "serial", workers=1)
+    assert not list((tmp_path / "ray").rglob("ray/session_*")), "the Ray session folder is left behind"
