@@ -26,7 +26,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import traceback
 from collections import Counter
@@ -38,6 +37,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from .learn.workers import import_ray, ray_temp_dir, start_ray
 from .results import unique_dir
 from .scenario import ScenarioError, SweepConfig, _problems, apply_overrides, read_raw, validate
 
@@ -45,10 +45,6 @@ BACKENDS = ("local", "ray")
 #: Columns `cosim sweep` prints after the swept keys (the CSV keeps every column).
 SHOWN = ("final_accuracy", "final_perplexity", "sim_time_s", "device_peak_memory_bytes", "bytes_up", "energy_j",
          "wall_time_s")
-#: AF_UNIX socket paths hold at most 107 bytes on Linux (103 on macOS); Ray puts its sockets at
-#: <temp_dir>/session_<YYYY-mm-dd_HH-MM-SS_ffffff>_<pid>/sockets/plasma_store.
-_RAY_SOCKET_TAIL = "/session_2000-01-01_00-00-00_000000_4194304/sockets/plasma_store"
-_SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
 
 
 class SweepError(RuntimeError):
@@ -296,50 +292,27 @@ def _run_local(raws: list[dict], workers: int, finished) -> None:
 
 
 def _import_ray(local: bool):
-    """Ray, set up for a `local` start (a cluster keeps its own settings); a clear error naming the
-    extra when it is not installed. Ray reads these variables when it is imported."""
-    if local:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")     # a one-user instance on 127.0.0.1
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local sweep reports nothing anywhere
+    """Ray (cosim.learn.workers.import_ray), or a clear error naming the extra when it is missing."""
     try:
-        import ray
+        return import_ray(local)
     except ImportError:
         raise ScenarioError(["backend: 'ray' needs Ray, which is not installed (given backend='ray'); "
                              "allowed: pip install 'cosim[ray]', or backend 'local'"]) from None
-    return ray
-
-
-def _ray_temp_dir(out: Path) -> tuple[Path, bool]:
-    """Ray's session folder: inside the sweep folder when its socket paths fit the AF_UNIX limit,
-    else a short folder under the system temp dir, removed afterwards (returns it, and whether it
-    is that throwaway one)."""
-    inside = (out / "ray").resolve()
-    if len(str(inside) + _RAY_SOCKET_TAIL) <= _SOCKET_PATH_MAX:
-        return inside, False
-    return Path(tempfile.mkdtemp(prefix="cosim-ray-")), True
 
 
 def _run_ray(raws: list[dict], workers: int, address: str | None, out: Path, finished) -> None:
     """One Ray task per point (1 CPU, a fresh worker each: max_calls=1), at most `workers` in flight."""
     import shutil
 
-    ray = _import_ray(local=not address)
-    started, throwaway = False, None
-    if not ray.is_initialized():
-        if address:
-            try:
-                ray.init(address=address, log_to_driver=False)
-            except Exception as err:  # noqa: BLE001 - Ray's errors vary by version; all mean "not reached"
-                raise ScenarioError([f"address: no Ray cluster answered at {address!r} ({type(err).__name__}: "
-                                     f"{err}); allowed: the address of a running cluster's head (`ray start "
-                                     "--head` prints it), or no address for a local Ray"]) from None
-        else:
-            temp_dir, is_throwaway = _ray_temp_dir(out)
-            throwaway = temp_dir if is_throwaway else None
-            ray.init(num_cpus=workers, include_dashboard=False, _temp_dir=str(temp_dir),
-                     _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
-        started = True
+    _import_ray(local=not address)
+    temp_dir = None if address else ray_temp_dir(out)
+    throwaway = temp_dir if temp_dir is not None and not temp_dir.is_relative_to(out.resolve()) else None
+    try:
+        ray, started = start_ray(address, workers, temp_dir)
+    except ConnectionError as err:
+        raise ScenarioError([f"address: no Ray cluster answered at {address!r} ({err}); allowed: the address of a "
+                             "running cluster's head (`ray start --head` prints it), or no address for a local "
+                             "Ray"]) from None
     try:
         task = ray.remote(num_cpus=1, max_calls=1)(run_point)
         queue, pending, cwd = list(enumerate(raws)), {}, os.getcwd()

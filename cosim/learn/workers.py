@@ -17,6 +17,7 @@ A job is a module-level function of this module run with the worker's learner (`
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -132,7 +133,14 @@ class Workers:
                 f.result()
         else:
             self._ray_dir = None if address else ray_temp_dir(temp_dir)
-            self._ray, self._ray_started = start_ray(address, count, self._ray_dir)
+            try:
+                self._ray, self._ray_started = start_ray(address, count, self._ray_dir)
+            except ImportError:
+                raise RuntimeError("runtime.backend: 'ray' needs Ray, which is not installed; allowed: "
+                                   "pip install 'cosim[ray]', or backend 'process'") from None
+            except ConnectionError as err:
+                raise RuntimeError(f"runtime.address: no Ray cluster answered at {address!r} ({err}); allowed: "
+                                   "the address of a running cluster's head, or none for a local Ray") from None
             shared = self._ray.put(learner)
             actor = self._ray.remote(num_cpus=1)(_RayWorker)
             self._actors = [actor.remote(shared) for _ in range(count)]
@@ -166,37 +174,45 @@ class _RayWorker:
         return globals()[job_name](*args)
 
 
-def start_ray(address: str | None, cpus: int, temp_dir: Path | None):
-    """Ray, connected to the cluster at `address`, or started locally on 127.0.0.1 with its session
-    folder `temp_dir` and no dashboard. Returns (ray, whether
-    this call started it: then the caller shuts it down). Raises RuntimeError naming what failed."""
-    local = not address
-    if local:   # Ray reads these when it is imported
+def import_ray(local: bool):
+    """Ray, set up for a `local` start (a cluster keeps its own settings: these variables are read
+    when Ray is imported). Raises ImportError when Ray is not installed."""
+    if local:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")     # a one-user instance on 127.0.0.1
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("Ray is not installed; allowed: pip install 'cosim[ray]'") from None
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local run reports nothing anywhere
+    import ray
+
+    return ray
+
+
+def start_ray(address: str | None, cpus: int, temp_dir: Path | None):
+    """Ray, connected to the cluster at `address`, or started locally on 127.0.0.1 with `cpus`, its
+    session folder `temp_dir` and no dashboard. Returns (ray, whether this call started it: then the
+    caller shuts it down). Raises ImportError without Ray, ConnectionError when no cluster answers."""
+    ray = import_ray(local=not address)
     if ray.is_initialized():
         return ray, False
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as err:  # noqa: BLE001 - Ray's errors vary by version; all mean "not reached"
+            raise ConnectionError(f"{type(err).__name__}: {err}") from None
     else:
         ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=str(temp_dir or ray_temp_dir(None)),
                  _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
     return ray, True
 
 
-#: AF_UNIX socket paths are at most 107 bytes; Ray's longest sits this far below its temp dir.
-_SOCKET_PATH_MAX = 107
-_RAY_SOCKET_TAIL = "/session_2099-12-31_23-59-59_999999_999999/sockets/plasma_store"
+#: AF_UNIX socket paths hold at most 107 bytes on Linux (103 on macOS); Ray puts its sockets at
+#: <temp_dir>/session_<YYYY-mm-dd_HH-MM-SS_ffffff>_<pid>/sockets/plasma_store.
+_SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
+_RAY_SOCKET_TAIL = "/session_2000-01-01_00-00-00_000000_4194304/sockets/plasma_store"
 
 
 def ray_temp_dir(parent: Path | None) -> Path:
     """Ray's session folder: `parent/ray` when its socket paths fit the AF_UNIX limit, else a short
-    folder under the system temp dir."""
+    folder under the system temp dir (the caller removes it when done)."""
     if parent is not None:
         inside = (Path(parent) / "ray").resolve()
         if len(str(inside) + _RAY_SOCKET_TAIL) <= _SOCKET_PATH_MAX:
