@@ -34,18 +34,21 @@ def _fedavg(tmp_path) -> dict:
     return raw
 
 
-def test_fedavg_with_two_worker_processes_writes_the_serial_tables_and_trains_there(tmp_path, monkeypatch):
+@pytest.mark.parametrize("scheme, claim", [("fedavg", "claim"), ("mobillm", "claim_step")])
+def test_two_worker_processes_write_the_serial_tables_and_did_the_work(scheme, claim, tmp_path, monkeypatch):
+    """FedAvg's local steps and MobiLLM's device forwards run on the workers; scoring is sharded."""
     raw = _fedavg(tmp_path)
+    raw["scheme"]["name"] = scheme
     serial = _run(raw, tmp_path / "serial", workers=1)
     claimed = []
-    real_claim = workers_module.Ahead.claim
+    real_claim = getattr(workers_module.Ahead, claim)
 
-    def claim(self, *args):
+    def spy(self, *args):
         ticket = real_claim(self, *args)
         claimed.append(ticket is not None)
         return ticket
 
-    monkeypatch.setattr(workers_module.Ahead, "claim", claim)
+    monkeypatch.setattr(workers_module.Ahead, claim, spy)
     parallel = _run(raw, tmp_path / "parallel", workers=2)
     assert parallel == serial
     assert claimed and all(claimed)   # every client's steps came from a worker
@@ -63,14 +66,14 @@ def test_a_claim_from_another_state_is_refused_and_trained_here(tmp_path):
     state = sim.learner.initial_state()
     name = sim.devices[0].name
     ticket = workers_module.Ticket(ahead, name, state, 3, sim.learner.clients[name].cursor(), future=None)
-    ahead._tickets[name] = ticket
+    ahead._tickets[(name, "train")] = ticket
     moved = {k: v + 1 for k, v in state.items()}
-    assert ahead.claim(name, moved, 3) is None
-    ahead._tickets[name] = ticket
-    assert ahead.claim(name, {k: v.clone() for k, v in state.items()}, 3) is ticket
+    assert ahead.claim(name, "train", moved, 3) is None
+    ahead._tickets[(name, "train")] = ticket
+    assert ahead.claim(name, "train", {k: v.clone() for k, v in state.items()}, 3) is ticket
     sim.learner.clients[name].next_indices()   # the client drew a batch since: its cursor moved
-    ahead._tickets[name] = ticket
-    assert ahead.claim(name, state, 3) is None
+    ahead._tickets[(name, "train")] = ticket
+    assert ahead.claim(name, "train", state, 3) is None
     assert torch.equal(state[next(iter(state))], sim.learner.initial_state()[next(iter(state))])
 
 

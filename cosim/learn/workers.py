@@ -69,32 +69,51 @@ def _meter() -> StepMeter:
 
 
 @dataclass
-class LocalTraining:
-    """What one client's local steps produced: the trained state, each step's loss and counted cost,
-    and the client's data cursor after its batches were drawn."""
+class Steps:
+    """What a client's steps computed ahead produced: each step's result and counted cost, the
+    client's data cursor after each step's batch, and (training) the trained state."""
 
-    state: dict
-    losses: list[float]
+    results: list
     costs: list[StepCost]
-    cursor: tuple
+    cursors: list[tuple]
+    state: dict | None = None
 
 
-def _job_train(client: str, state: dict, steps: int, cursor: tuple) -> LocalTraining:
+def _job_train(client: str, state: dict, steps: int, cursor: tuple) -> Steps:
     """`steps` plain local steps (`LocalModel.train_step`) of `client` from `state`, its batches drawn
-    from `cursor` — the same operations `common.local_step` runs in the main process."""
+    from `cursor` — the operations `common.local_step` runs in the main process. Results: the losses."""
     torch.set_grad_enabled(True)   # a worker forked inside no_grad (an evaluation) would inherit it
     learner, meter = _LEARNER, _meter()
+    local = learner.local(state)
+    out = _steps(client, cursor, steps, lambda batch: meter.run(meter.signature(local.train_step, (batch,), {}),
+                                                                  local.train_step, batch))
+    out.state = local.state()
+    return out
+
+
+def _job_forward(client: str, method: str, args: tuple, steps: int, cursor: tuple) -> Steps:
+    """`steps` frozen forwards `learner.<method>(batch, *args)` of `client`'s next batches (a
+    SplitFrozen or MobiLLM device). Results: (batch, output) per step."""
+    learner, meter = _LEARNER, _meter()
+    fn = getattr(learner, method)
+
+    def one(batch):
+        output, cost = meter.run(meter.signature(fn, (batch, *args), {}), fn, batch, *args)
+        return (batch, output), cost
+    return _steps(client, cursor, steps, one)
+
+
+def _steps(client: str, cursor: tuple, steps: int, step) -> Steps:
+    learner = _LEARNER
     data = learner.clients[client]
     data.restore(cursor)
-    local = learner.local(state)
-    losses, costs = [], []
+    out = Steps([], [], [])
     for _ in range(steps):
-        batch = learner.next_batch(client)
-        key = meter.signature(local.train_step, (batch,), {})
-        loss, cost = meter.run(key, local.train_step, batch)
-        losses.append(loss)
-        costs.append(cost)
-    return LocalTraining(local.state(), losses, costs, data.cursor())
+        result, cost = step(learner.next_batch(client))
+        out.results.append(result)
+        out.costs.append(cost)
+        out.cursors.append(data.cursor())
+    return out
 
 
 def _job_score(state: dict, batch_indices: list[int]) -> list[tuple[int, float, int]]:
@@ -222,8 +241,9 @@ def ray_temp_dir(parent: Path | None) -> Path:
 
 # --- running ahead of the clock ------------------------------------------------------------------------
 class AheadStep:
-    """Step `k` of a client's local training computed ahead: `Node.compute` takes it in place of a
-    function and charges its counted cost at the step's simulated start (`collect()`)."""
+    """Step `k` of a client's steps computed ahead: `Node.compute` takes it in place of a function
+    and, at the step's simulated start, collects its result and counted cost; the client's data
+    cursor then stands where the serial step would have left it."""
 
     __slots__ = ("ticket", "k")
 
@@ -232,22 +252,20 @@ class AheadStep:
 
     def collect(self) -> tuple[Any, StepCost]:
         done = self.ticket.done()
-        return done.losses[self.k], done.costs[self.k]
+        self.ticket.ahead.learner.clients[self.ticket.client].restore(done.cursors[self.k])
+        return done.results[self.k], done.costs[self.k]
 
 
 class Ticket:
-    """One client's local training submitted ahead: its steps (`step(k)`) and trained `state()`.
-    The client's data cursor moves on when the result is first collected, as the serial steps would
-    have moved it."""
+    """One client's steps submitted ahead (`step(k)`), and what they trained (`state()`)."""
 
-    def __init__(self, ahead: "Ahead", client: str, state: dict, steps: int, cursor: tuple, future):
-        self.ahead, self.client, self.start_state, self.steps, self.cursor = ahead, client, state, steps, cursor
+    def __init__(self, ahead: "Ahead", client: str, inputs, steps: int, cursor: tuple, future):
+        self.ahead, self.client, self.inputs, self.steps, self.cursor = ahead, client, inputs, steps, cursor
         self._future, self._done = future, None
 
-    def done(self) -> LocalTraining:
+    def done(self) -> Steps:
         if self._done is None:
             self._done = self._future.result()
-            self.ahead.learner.clients[self.client].restore(self._done.cursor)
         return self._done
 
     def step(self, k: int) -> AheadStep:
@@ -258,35 +276,48 @@ class Ticket:
 
 
 class Ahead:
-    """Where a run's work goes ahead of the clock: local trainings submitted at a round's start and
-    claimed by the clients that reach them; held-out evaluation split over the workers."""
+    """Where a run's work goes ahead of the clock: the steps of a round's clients submitted at its
+    start and claimed by each client when it reaches them; held-out scoring split over the workers."""
 
     def __init__(self, learner, workers: Workers | None):
         self.learner, self.workers = learner, workers
-        self._tickets: dict[str, Ticket] = {}
-
-    @property
-    def parallel(self) -> bool:
-        return self.workers is not None
+        self._tickets: dict[tuple[str, str], Ticket] = {}
 
     def local_training(self, clients, state: dict, steps: int) -> None:
         """Submit every client's `steps` local steps from `state` (a FedAvg round's clients)."""
-        if self.workers is None:
-            return
         for dev in clients:
             cursor = self.learner.clients[dev.name].cursor()
             future = self.workers.submit(_job_train, dev.name, state, steps, cursor)
-            self._tickets[dev.name] = Ticket(self, dev.name, state, steps, cursor, future)
+            self._tickets[(dev.name, "train")] = Ticket(self, dev.name, state, steps, cursor, future)
 
-    def claim(self, client: str, state: dict, steps: int) -> Ticket | None:
-        """The ticket submitted for `client` if it was computed from exactly `state` and the client's
-        data cursor as it is now; else None (the caller trains in this process)."""
-        ticket = self._tickets.pop(client, None)
-        if ticket is None or ticket.steps != steps or not _same_cursor(ticket.cursor, self.learner.clients[client].cursor()):
-            return None
-        if ticket.start_state is not state and not _same_state(ticket.start_state, state):
+    def frozen_forwards(self, clients, method: str, args_of, steps: int) -> None:
+        """Submit every client's `steps` frozen forwards `learner.<method>(batch, *args_of(dev))`."""
+        for dev in clients:
+            cursor, args = self.learner.clients[dev.name].cursor(), tuple(args_of(dev))
+            future = self.workers.submit(_job_forward, dev.name, method, args, steps, cursor)
+            self._tickets[(dev.name, method)] = Ticket(self, dev.name, args, steps, cursor, future)
+
+    def claim(self, client: str, job: str, inputs, steps: int) -> Ticket | None:
+        """The ticket submitted for `client`'s `job` ("train", or a frozen forward's method) if it was
+        computed from exactly `inputs` (the start state, or the forward's arguments) and the client's
+        data cursor as it is now; else None (the caller computes in this process)."""
+        ticket = self._tickets.pop((client, job), None)
+        if ticket is None or ticket.steps != steps or not self._fits(ticket, ticket.cursor, inputs):
             return None
         return ticket
+
+    def claim_step(self, client: str, job: str, inputs, k: int) -> AheadStep | None:
+        """Step `k` of the ticket submitted for `client`'s `job`, if computed from exactly `inputs`
+        and the client's data cursor as it is now (the cursor step k - 1 left); else None."""
+        ticket = self._tickets.get((client, job))
+        if ticket is None or k >= ticket.steps:
+            return None
+        expected = ticket.cursor if k == 0 else ticket.done().cursors[k - 1]
+        return ticket.step(k) if self._fits(ticket, expected, inputs) else None
+
+    def _fits(self, ticket: Ticket, cursor: tuple, inputs) -> bool:
+        return (_same_cursor(cursor, self.learner.clients[ticket.client].cursor())
+                and (ticket.inputs is inputs or _same_inputs(ticket.inputs, inputs)))
 
     def discard(self) -> None:
         """Forget the tickets nobody claimed (clients whose download was dropped)."""
@@ -294,8 +325,8 @@ class Ahead:
 
     def score(self, state: dict, batches: int) -> list[tuple[int, float, int]] | None:
         """Per-batch scores of the held-out batches under `state`, split over the workers in
-        contiguous shards and returned in batch order; None without workers."""
-        if self.workers is None or batches < 2:
+        contiguous shards and returned in batch order; None when there is nothing to split."""
+        if batches < 2:
             return None
         n = min(self.workers.count, batches)
         bounds = [round(i * batches / n) for i in range(n + 1)]
@@ -305,12 +336,17 @@ class Ahead:
 
     def close(self) -> None:
         self.discard()
-        if self.workers is not None:
-            self.workers.close()
+        self.workers.close()
 
 
-def _same_state(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+def _same_inputs(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_inputs(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same_inputs(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    return a == b
 
 
 def _same_cursor(a: tuple, b: tuple) -> bool:

@@ -46,7 +46,7 @@ def client_update(sim, cfg, dev, server, global_state, *, step=None, after_train
     step = step or (lambda local: local_step(sim, dev, local))
     with (yield from sim.send(server, dev, global_state, kind="model_down")) as down:
         # computed ahead on a worker (federated_round submitted it), or trained here step by step
-        ahead = learner.ahead.claim(dev.name, down.value, cfg.local_steps) if plain and learner.ahead else None
+        ahead = learner.ahead.claim(dev.name, "train", down.value, cfg.local_steps) if plain and learner.ahead else None
         local = None if ahead else learner.local(down.value)
         with dev.memory.hold("training_state",
                              tensor_bytes(down.value.values()) * (1 + optimizer_slots(learner.optimizer))):
@@ -198,8 +198,20 @@ def _split_client(sim, cfg, dev, server, top, bottom_state):
 # --- pipelined rounds ------------------------------------------------------------------------------
 
 
+def frozen_forward(sim, dev, k: int, method: str, *args):
+    """Device `dev`'s k-th micro-batch through a frozen forward `learner.<method>(batch, *args)` (a
+    SplitFrozen bottom, a MobiLLM backbone) as a compute step; returns (batch, output). Taken from
+    the workers when `pipelined_round(..., forward=...)` submitted it ahead, else run here."""
+    learner = sim.learner
+    ahead = learner.ahead.claim_step(dev.name, method, args, k) if learner.ahead else None
+    if ahead is not None:
+        return (yield from dev.compute(ahead, kind="fwd"))
+    batch = learner.next_batch(dev.name)
+    return batch, (yield from dev.compute(getattr(learner, method), batch, *args, kind="fwd"))
+
+
 def pipelined_round(sim, devices, server, produce, serve, *, steps: int, pipeline: bool = True, codec=None,
-                    kind: str = "activation"):
+                    kind: str = "activation", forward=None):
     """One round of a one-way pipeline (SplitFrozen, MobiLLM): every device produces `steps`
     micro-batches and uploads each; ONE server serves them in arrival order. Returns the losses,
     in the order served.
@@ -217,12 +229,20 @@ def pipelined_round(sim, devices, server, produce, serve, *, steps: int, pipelin
     `Received`) and returns the loss. `proceed()` releases the receive buffer and tells the device
     it may go on ("done": a control signal of negligible size); `serve` may call it before its own
     work is over (SplitFrozen's weight update off the critical path), else it runs as `serve`
-    returns."""
+    returns.
+
+    `forward=(method, args_of)`: `produce` runs `frozen_forward(sim, dev, k, method, *args_of(dev))`,
+    which depends on nothing the clock decides: the workers compute every device's forwards ahead."""
+    ahead = sim.learner.ahead if forward is not None else None
+    if ahead:
+        ahead.frozen_forwards(devices, *forward, steps)
     queue = simpy.Store(sim.env)
     producers = [sim.process(_producer(sim, dev, server, produce, queue, steps, pipeline, codec, kind))
                  for dev in devices]
     losses = yield sim.process(_consumer(queue, len(producers), serve))
     yield sim.all_of(producers)
+    if ahead:
+        ahead.discard()
     return losses
 
 

@@ -32,7 +32,7 @@ from ..learn.activation import Activation
 from ..learn.side import SideTuningConfig, close_round_with_side, deliver_side, server_side_network
 from ..world.events import declare
 from .base import SchemeConfig, scheme
-from .common import pipelined_round
+from .common import frozen_forward, pipelined_round
 
 
 declare("side_network", "transfer", "a trained side network delivered to the device that will run it", by="mobillm")
@@ -52,8 +52,7 @@ def run(sim, cfg: MobiLLMConfig):
 
     def backbone_forward(dev, k):
         """Device: the frozen backbone's outputs at the fed layers for its next micro-batch."""
-        batch = learner.next_batch(dev.name)
-        hiddens = yield from dev.compute(learner.frozen_layer_outputs, batch, layers, kind="fwd")
+        batch, hiddens = yield from frozen_forward(sim, dev, k, "frozen_layer_outputs", layers)
         return Activation.of(hiddens, batch, layers=layers)
 
     def train_side(dev, received, proceed):
@@ -66,7 +65,8 @@ def run(sim, cfg: MobiLLMConfig):
     for rnd in sim.rounds():
         devices = sim.select(cfg.participants)
         losses = yield from pipelined_round(sim, devices, server, backbone_forward, train_side, steps=cfg.local_steps,
-                                            pipeline=cfg.pipeline, codec=codec)
+                                            pipeline=cfg.pipeline, codec=codec,
+                                            forward=("frozen_layer_outputs", lambda dev: (layers,)))
         served.update(devices)
         close_round_with_side(sim, rnd, lambda b: inference(learner, side, layers, b), losses, clients=len(devices))
     yield from deliver_side(sim, server, trainer, sorted(served, key=lambda d: d.name))

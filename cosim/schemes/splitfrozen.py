@@ -43,7 +43,7 @@ from ..learn.aggregate import merge
 from ..learn.training import tensor_bytes
 from ..world.events import declare
 from .base import LoraRequired, SplitConfig, scheme
-from .common import pipelined_round
+from .common import frozen_forward, pipelined_round
 
 
 declare("wgrad", "compute", "weight gradients and the update, split off the critical path (SplitFrozen)", by="splitfrozen")
@@ -87,10 +87,9 @@ def run(sim, cfg: SplitFrozenConfig):
     for dev in sim.devices:
         dev.memory.resident("weights", learner.weight_bytes(0, cuts[dev.name]))
 
-    def frozen_forward(dev, k):
+    def bottom_forward(dev, k):
         """Device: the frozen forward of its next micro-batch to its cut (no graph, no backward)."""
-        batch = learner.next_batch(dev.name)
-        hidden = yield from dev.compute(learner.frozen_forward, batch, cuts[dev.name], kind="fwd")
+        batch, hidden = yield from frozen_forward(sim, dev, k, "frozen_forward", cuts[dev.name])
         return Activation.of(hidden, batch)
 
     def train_top(dev, received, proceed):
@@ -111,6 +110,7 @@ def run(sim, cfg: SplitFrozenConfig):
     codec = cfg.codec(sim)
     for rnd in sim.rounds():
         devices = sim.select(cfg.participants)
-        losses = yield from pipelined_round(sim, devices, server, frozen_forward, train_top, steps=cfg.local_steps,
-                                            pipeline=cfg.pipeline, codec=codec)
+        losses = yield from pipelined_round(sim, devices, server, bottom_forward, train_top, steps=cfg.local_steps,
+                                            pipeline=cfg.pipeline, codec=codec,
+                                            forward=("frozen_forward", lambda dev: (cuts[dev.name],)))
         sim.close_round(rnd, merge(frozen_bottom, top.state()), losses, clients=len(devices))
