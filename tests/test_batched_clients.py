@@ -16,10 +16,14 @@ CLIENTS, STEPS, LR = 3, 3, 0.005
 #: Losses: float32 (eps 1.2e-7) forward through 4 blocks whose matmuls now sum in another order
 #: (one bmm over all clients instead of one mm per client); measured differences are ≤ 6e-8.
 LOSS_TOL = {"rtol": 1e-5, "atol": 1e-6}
-#: Parameters: a thousandth of the farthest an optimizer step can move an element (AdamW's
-#: normalised step is at most ≈ lr per step), so a client training on another's gradient, rows or
-#: parameters (a change of order lr) fails by far; measured differences are ≤ 3.5e-7 after 3 steps.
-PARAM_ATOL = 1e-3 * LR * STEPS
+#: Parameters, per optimizer. SGD's update is linear in the gradient, so rounding stays at float32
+#: level (measured ≤ 1e-8). AdamW divides each element's gradient by its running RMS + eps (1e-8):
+#: an element whose gradient nearly cancels to ~eps has a large relative rounding error, and its
+#: step lr·g/(|g| + eps) can change by a fraction of lr (measured ≤ 3.5e-7 here, 3.8e-5 at batch
+#: 16 × 64 in benchmarks/batched_clients.py). We allow 1 % of the farthest the steps can move an
+#: element (≈ lr per step); a client training on another's rows, gradient or parameters is off by
+#: order lr and fails.
+PARAM_ATOL = {"sgd": 1e-6, "adamw": 1e-2 * LR * STEPS}
 
 
 def _learner(tmp_path, optimizer="adamw", lora=True):
@@ -52,15 +56,16 @@ def _client_batches(learner):
 
 
 def test_batched_clients_train_as_if_each_trained_alone(learner):
+    atol = PARAM_ATOL[learner.optimizer]
     before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
     state, (alone, alone_losses), (together, together_losses) = _train_both_ways(learner, _client_batches(learner))
     torch.testing.assert_close(torch.tensor(together_losses), torch.tensor(alone_losses), **LOSS_TOL)
     moved = 0.0
     for a, t in zip(alone, together):
         for name in a.params:
-            torch.testing.assert_close(t.params[name], a.params[name], rtol=0, atol=PARAM_ATOL)
+            torch.testing.assert_close(t.params[name], a.params[name], rtol=0, atol=atol)
             moved = max(moved, (a.params[name] - state[name]).abs().max().item())
-    assert moved > 100 * PARAM_ATOL  # the clients really trained: the tolerance is far below a step
+    assert moved > 10 * atol  # the clients really trained: the tolerance is far below their steps
     # The shared model is left as it was: no client's update or gradient lands on it.
     for name, p in learner.model.named_parameters():
         assert torch.equal(p, before[name]) and p.grad is None
@@ -74,7 +79,7 @@ def test_clients_with_batches_of_different_sizes_run_in_groups_with_the_same_res
     torch.testing.assert_close(torch.tensor(together_losses), torch.tensor(alone_losses), **LOSS_TOL)
     for a, t in zip(alone, together):
         for name in a.params:
-            torch.testing.assert_close(t.params[name], a.params[name], rtol=0, atol=PARAM_ATOL)
+            torch.testing.assert_close(t.params[name], a.params[name], rtol=0, atol=PARAM_ATOL[learner.optimizer])
 
 
 def test_clients_that_train_different_parameters_are_refused(learner):
