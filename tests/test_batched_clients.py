@@ -82,6 +82,25 @@ def test_clients_with_batches_of_different_sizes_run_in_groups_with_the_same_res
             torch.testing.assert_close(t.params[name], a.params[name], rtol=0, atol=PARAM_ATOL[learner.optimizer])
 
 
+def test_clients_accumulating_micro_batches_add_up_their_gradients_as_alone(learner):
+    steps = _client_batches(learner)
+    state = learner.initial_state()
+    alone = [learner.local(state) for _ in steps[0]]
+    together = [learner.local(state) for _ in steps[0]]
+    for m in alone + together:
+        m.accumulate()
+    for batches in steps:
+        for m, b in zip(alone, batches):
+            m.train_step(b)
+        batched_train_step(together, batches)
+    for m in alone + together:
+        m.flush(1 / len(steps))
+    for a, t in zip(alone, together):
+        for name in a.params:
+            torch.testing.assert_close(t.params[name], a.params[name], rtol=0, atol=PARAM_ATOL[learner.optimizer])
+            assert not torch.equal(t.params[name], state[name]) or ".lora_A." in name  # one update happened
+
+
 def test_clients_that_train_different_parameters_are_refused(learner):
     state = learner.initial_state()
     names = list(state)

@@ -12,10 +12,11 @@ client, and go through the learner's one model as an ordinary batch. While the s
 linear module whose parameters train is switched to a grouped form: its input, whose leading
 dimension is (clients × rows), is viewed as (clients, rows·…, in) and multiplied by that client's
 own weight with one batched matmul (`torch.bmm`), so row block c meets client c's parameters only.
-Frozen layers never know. The per-client parameters enter as `torch.stack` of the clients' own leaf
-tensors, so backward of the summed per-client losses writes client c's gradient (its own loss's:
-no other loss depends on its parameters) into client c's `.grad`; then each client's own optimizer
-steps (`LocalModel._apply`: AdamW or SGD, its own state; respects `LocalModel.accumulate`).
+Frozen layers never know. The clients' parameters enter stacked, (clients, *shape) per name; the
+gradient of the summed per-client losses with respect to the stack holds, in slice c, client c's
+own gradient (no other client's loss depends on its parameters), which becomes client c's `.grad`;
+then each client's own optimizer steps (`LocalModel._apply`: AdamW or SGD with its own state;
+`LocalModel.accumulate` is honoured).
 
 `torch.func.vmap` over `functional_call` with stacked parameters was tried first and cannot run
 these models: transformers' attention-mask builder branches on the mask's values
@@ -102,17 +103,31 @@ def _grouped_step(models: Sequence[LocalModel], batches: Sequence[Batch]) -> lis
     """Forward all clients' rows at once, backward the sum of the per-client losses, update each."""
     clients = len(models)
     model = models[0].learner.model
-    stacked = {name: torch.stack([m.params[name] for m in models]) for name in models[0].params}
+    stacked = {name: torch.stack([m.params[name].detach() for m in models]).requires_grad_(True)
+               for name in models[0].params}
     input_ids = torch.cat([b.input_ids for b in batches])
     attention_mask = torch.cat([b.attention_mask for b in batches])
     with _grouped_linears(model, stacked, clients):
         logits = model(input_ids, attention_mask)
     per_client = [task_loss(lg, b.labels) for lg, b in zip(logits.chunk(clients), batches)]
     losses = torch.stack(per_client)
-    losses.sum().backward()
+    grads = torch.autograd.grad(losses.sum(), list(stacked.values()))
+    for name, grad in zip(stacked, grads):
+        for m, g in zip(models, grad):
+            _add_grad(m.params[name], g)
     for m in models:
         m._apply()
     return losses.tolist()
+
+
+def _add_grad(param: torch.Tensor, grad: torch.Tensor) -> None:
+    """What backward does for a leaf: set its gradient, or add to one still accumulating
+    (`LocalModel.accumulate`). A client's gradient is its slice of the stacked gradient (a view:
+    no copy per client and parameter)."""
+    if param.grad is None:
+        param.grad = grad
+    else:
+        param.grad.add_(grad)
 
 
 class _grouped_linears:
