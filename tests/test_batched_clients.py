@@ -71,6 +71,21 @@ def test_batched_clients_train_as_if_each_trained_alone(learner):
         assert torch.equal(p, before[name]) and p.grad is None
 
 
+@pytest.mark.parametrize("source, task", [("tiny-gpt2", "classification"), ("tiny-llama", "causal_lm")])
+def test_decoders_and_next_token_losses_batch_too(source, task, tmp_path):
+    raw = tiny_scenario(tmp_path, scheme={"name": "fedavg", "rounds": 1, "batch_size": 4, "lr": LR,
+                                          "optimizer": "sgd", "lora": {"r": 4}})
+    raw["model"] = {"source": source, "task": task, "max_length": 32}
+    if task == "causal_lm":
+        raw["data"] = {"dataset": "shakespeare", "test_samples": 16, "partition": {"kind": "iid"}}
+    learner = cosim.build(cosim.load(raw)).learner
+    _, (alone, alone_losses), (together, together_losses) = _train_both_ways(learner, _client_batches(learner))
+    torch.testing.assert_close(torch.tensor(together_losses), torch.tensor(alone_losses), **LOSS_TOL)
+    for a, t in zip(alone, together):
+        for name in a.params:
+            torch.testing.assert_close(t.params[name], a.params[name], rtol=0, atol=PARAM_ATOL["sgd"])
+
+
 def test_clients_with_batches_of_different_sizes_run_in_groups_with_the_same_result(learner):
     steps = _client_batches(learner)
     short = lambda b: Batch(b.input_ids[:5], b.attention_mask[:5], b.labels[:5])

@@ -34,7 +34,11 @@ API, for the round that runs the clients' steps::
         losses = batched_train_step(locals_, [learner.next_batch(c) for c in clients])
 
 `batched_train_step(models, batches)` is `[m.train_step(b) for m, b in zip(models, batches)]`
-up to float rounding (tests/test_batched_clients.py states the tolerance). `check_batchable(models)`
+up to float32 rounding (tests/test_batched_clients.py states the tolerance; AdamW's normalised
+step magnifies the rounding of a gradient element that nearly cancels, so after a few steps a rare
+element may differ by a fraction of lr — SGD stays at rounding level). It is host work only:
+client c's simulated step still costs the FLOPs of its own `train_step` (same shapes, so the
+meter's cached count), not a share of this call's host time. `check_batchable(models)`
 raises the ValueError `batched_train_step` would, without running anything: models of one learner,
 whole-model parts, the same parameter names and shapes, every trainable parameter the weight or
 bias of an `nn.Linear` (LoRA adapters, a classification head; full fine-tuning does not batch).
