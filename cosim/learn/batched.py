@@ -78,7 +78,7 @@ def check_batchable(models: Sequence[LocalModel]) -> None:
                                  f"{tuple(first.params[name].shape)}")
     for name in first.params:
         path, _, attr = name.rpartition(".")
-        module = model.get_submodule(path) if path else model
+        module = model.get_submodule(path)
         if not isinstance(module, nn.Linear) or attr not in ("weight", "bias"):
             raise ValueError(f"parameter {name!r} is not the weight or bias of a linear map; only LoRA adapters "
                              "and linear heads batch over a shared frozen backbone")
