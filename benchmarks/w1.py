@@ -58,7 +58,8 @@ def run_cosim(rounds: int, workers) -> dict:
 
 def run_plain(rounds: int) -> dict:
     """The same steps as a plain serial loop: transformers + peft, a mean-pooling linear head, one
-    trainable copy per client, FedAvg of the trainable tensors, dynamic padding (HF's "longest")."""
+    trainable copy per client, FedAvg of the trainable tensors, dynamic padding (HF's "longest"),
+    evaluation batches sorted by length (what a careful hand-written loop does)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -95,6 +96,8 @@ def run_plain(rounds: int) -> dict:
 
     order = rng.permutation(len(ds.labels))
     test, train = order[:TEST_ROWS], order[TEST_ROWS:]
+    lengths = [len(x) for x in tok([ds.texts[i] for i in test], truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+    test = test[np.argsort(lengths, kind="stable")]   # evaluation batches of similar lengths pad little
     shards = np.array_split(rng.permutation(train), CLIENTS)
     cursors = [0] * CLIENTS
 

@@ -21,7 +21,7 @@ from .learn.compress import TensorCodec
 from .learn.data import ClientData, load_dataset, partition, train_test_split
 from .learn.models import TinySize, build_model, load_tokenizer
 from .learn.training import Learner
-from .learn.workers import Ahead, Workers, resolve_workers
+from .learn.workers import Ahead, InlineWorker, Workers, resolve_workers
 from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
 from .schemes import SCHEMES
@@ -177,7 +177,9 @@ def _start_workers(sim: Simulation, sc: Scenario, run_dir: Path) -> None:
         count = 1   # one process drives the GPU (forked workers cannot use CUDA)
     if count > 1:
         workers = Workers(sim.learner, count, sc.runtime.backend, sc.runtime.address, temp_dir=run_dir)
-        sim.learner.ahead = Ahead(sim.learner, workers)
+        sim.learner.ahead = Ahead(sim.learner, workers, sc.runtime.batch_clients)
+    elif sc.runtime.batch_clients:   # batched in this process, at each round's start
+        sim.learner.ahead = Ahead(sim.learner, InlineWorker(sim.learner), batch_clients=True)
 
 
 def _run_scheme(sim: Simulation, sc: Scenario, entry) -> None:

@@ -173,6 +173,9 @@ class RuntimeConfig(Strict):
     backend: Literal["process", "ray"] = Field("process", description="where the workers run: forked processes "
                                                "on this machine, or Ray actors (a local Ray, or runtime.address)")
     address: str | None = Field(None, description="a running Ray cluster's address (backend ray); none: a local Ray")
+    batch_clients: bool = Field(False, description="a FedAvg-style round's clients (adapters over the shared frozen "
+                                "backbone) take each local step as one batched step (cosim.learn.batched): results "
+                                "equal one at a time within float tolerance, times identical; pays off on a GPU")
     host_cache_mb: int = Field(256, ge=0, description="memory budget of the host's memo of frozen forwards (the "
                                "same tokens through the same frozen layers, e.g. each round's evaluation of a side "
                                "network); 0 = off. Host time only: the simulated devices are charged every time")

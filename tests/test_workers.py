@@ -112,3 +112,26 @@ def test_ray_actors_on_a_local_ray_write_the_serial_tables(tmp_path):
     raw = _fedavg(tmp_path)
     assert _run(raw, tmp_path / "ray", workers=2, backend="ray") == _run(raw, tmp_path / "serial", workers=1)
     assert not list((tmp_path / "ray").rglob("ray/session_*")), "the Ray session folder is left behind"
+
+
+def test_batched_clients_charge_the_same_steps_and_learn_the_same_within_tolerance(tmp_path, monkeypatch):
+    """runtime.batch_clients: the round's clients step together on the host (cosim.learn.batched);
+    every simulated figure is the one-at-a-time run's, accuracy within float tolerance."""
+    import pandas as pd
+
+    raw = _fedavg(tmp_path)
+    claimed = []
+    real_claim = workers_module.Ahead.claim
+    monkeypatch.setattr(workers_module.Ahead, "claim",
+                        lambda self, *a: claimed.append(real_claim(self, *a)) or claimed[-1])
+    runs = {}
+    for label, runtime in {"one": {}, "batched": {"batch_clients": True},
+                           "batched_2": {"batch_clients": True, "workers": 2}}.items():
+        raw_i = {**raw, "runtime": runtime, "outputs": {"dir": str(tmp_path / label), "progress": False, "plots": []}}
+        runs[label] = cosim.run(raw_i, progress=False, plots=False)
+    cols = ["t_start", "t_end", "node", "kind", "round", "bytes", "flops", "energy_j", "mem_bytes"]
+    for label in ("batched", "batched_2"):
+        pd.testing.assert_frame_equal(runs[label].events[cols], runs["one"].events[cols])
+        assert (runs[label].rounds.accuracy - runs["one"].rounds.accuracy).abs().max() <= 0.02
+        assert (runs[label].rounds.loss - runs["one"].rounds.loss).abs().max() <= 1e-3
+    assert len(claimed) == 2 * 2 * 3 and all(t is not None for t in claimed)   # all batched, none refused

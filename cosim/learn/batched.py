@@ -24,8 +24,8 @@ these models: transformers' attention-mask builder branches on the mask's values
 The grouped form needs no change to the model and batches the frozen backbone as well.
 
 Batches of different shapes are grouped, not padded: clients whose batches share one shape run as
-one batched step, each shape its own. (cosim's batches are always `batch_size` rows padded to
-`max_length` tokens, so a run's clients form a single group.)
+one batched step, each shape its own. (With `model.padding: max_length` every batch has one shape,
+so a round's clients form a single group; bucket padding makes a few groups.)
 
 API, for the round that runs the clients' steps::
 

@@ -91,6 +91,58 @@ def _job_train(client: str, state: dict, steps: int, cursor: tuple) -> Steps:
     return out
 
 
+def _job_train_batched(clients: list[str], state: dict, steps: int, cursors: list[tuple]) -> list[Steps]:
+    """`_job_train` for several clients at once, step k of all of them as one batched step
+    (cosim.learn.batched, runtime.batch_clients). Each client's step is charged the count of its
+    own `train_step` (measured once per signature on a throwaway copy): host batching never
+    changes what a simulated device spends."""
+    torch.set_grad_enabled(True)
+    learner, meter = _LEARNER, _meter()
+    locals_ = [learner.local(state) for _ in clients]
+    outs = [Steps([], [], []) for _ in clients]
+    with _cursors_kept(learner, clients):
+        for client, cursor in zip(clients, cursors):
+            learner.clients[client].restore(cursor)
+        _batched_steps(learner, meter, clients, locals_, state, steps, outs)
+    for out, local in zip(outs, locals_):
+        out.state = local.state()
+    return outs
+
+
+def _batched_steps(learner, meter, clients, locals_, state, steps, outs) -> None:
+    from .batched import batched_train_step
+
+    for _ in range(steps):
+        batches = [learner.next_batch(c) for c in clients]
+        costs = []
+        for local, batch in zip(locals_, batches):
+            key = meter.signature(local.train_step, (batch,), {})
+            cost = meter.cost(key)
+            if cost is None:   # count a throwaway copy's step: the client's own must not run twice
+                cost = meter.run(key, learner.local(state).train_step, batch)[1]
+            costs.append(cost)
+        losses = batched_train_step(locals_, batches)
+        for out, client, loss, cost in zip(outs, clients, losses, costs):
+            out.results.append(loss)
+            out.costs.append(cost)
+            out.cursors.append(learner.clients[client].cursor())
+
+
+class _cursors_kept:
+    """The clients' data cursors as they were before a job drew batches ahead: an inline job runs on
+    the run's own learner, whose cursors move only when a step is collected (`AheadStep.collect`)."""
+
+    def __init__(self, learner, clients):
+        self.data = [learner.clients[c] for c in clients]
+
+    def __enter__(self):
+        self.saved = [d.cursor() for d in self.data]
+
+    def __exit__(self, *exc):
+        for d, cursor in zip(self.data, self.saved):
+            d.restore(cursor)
+
+
 def _job_forward(client: str, method: str, args: tuple, steps: int, cursor: tuple) -> Steps:
     """`steps` frozen forwards `learner.<method>(batch, *args)` of `client`'s next batches (a
     SplitFrozen or MobiLLM device). Results: (batch, output) per step."""
@@ -106,13 +158,14 @@ def _job_forward(client: str, method: str, args: tuple, steps: int, cursor: tupl
 def _steps(client: str, cursor: tuple, steps: int, step) -> Steps:
     learner = _LEARNER
     data = learner.clients[client]
-    data.restore(cursor)
     out = Steps([], [], [])
-    for _ in range(steps):
-        result, cost = step(learner.next_batch(client))
-        out.results.append(result)
-        out.costs.append(cost)
-        out.cursors.append(data.cursor())
+    with _cursors_kept(learner, [client]):
+        data.restore(cursor)
+        for _ in range(steps):
+            result, cost = step(learner.next_batch(client))
+            out.results.append(result)
+            out.costs.append(cost)
+            out.cursors.append(data.cursor())
     return out
 
 
@@ -128,6 +181,32 @@ class _RayFuture:
 
     def result(self):
         return self._ray.get(self._ref)
+
+
+class _Done:
+    """A future already resolved (the inline worker)."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def result(self):
+        return self._value
+
+
+class InlineWorker:
+    """One worker that is this process: a job runs when submitted (batched clients without other
+    processes: the batching is the gain)."""
+
+    count = 1
+
+    def __init__(self, learner):
+        _install(learner)
+
+    def submit(self, job, *args) -> _Done:
+        return _Done(job(*args))
+
+    def close(self) -> None:
+        pass
 
 
 class Workers:
@@ -259,13 +338,15 @@ class AheadStep:
 class Ticket:
     """One client's steps submitted ahead (`step(k)`), and what they trained (`state()`)."""
 
-    def __init__(self, ahead: "Ahead", client: str, inputs, steps: int, cursor: tuple, future):
+    def __init__(self, ahead: "Ahead", client: str, inputs, steps: int, cursor: tuple, future, index=None):
         self.ahead, self.client, self.inputs, self.steps, self.cursor = ahead, client, inputs, steps, cursor
-        self._future, self._done = future, None
+        self._future, self._done, self._index = future, None, index
 
     def done(self) -> Steps:
+        """What the worker computed (waiting for it); one client's share of a batched job."""
         if self._done is None:
-            self._done = self._future.result()
+            result = self._future.result()
+            self._done = result if self._index is None else result[self._index]
         return self._done
 
     def step(self, k: int) -> AheadStep:
@@ -279,12 +360,21 @@ class Ahead:
     """Where a run's work goes ahead of the clock: the steps of a round's clients submitted at its
     start and claimed by each client when it reaches them; held-out scoring split over the workers."""
 
-    def __init__(self, learner, workers: Workers | None):
-        self.learner, self.workers = learner, workers
+    def __init__(self, learner, workers: "Workers | InlineWorker", batch_clients: bool = False):
+        self.learner, self.workers, self.batch_clients = learner, workers, batch_clients
         self._tickets: dict[tuple[str, str], Ticket] = {}
 
     def local_training(self, clients, state: dict, steps: int) -> None:
-        """Submit every client's `steps` local steps from `state` (a FedAvg round's clients)."""
+        """Submit every client's `steps` local steps from `state` (a FedAvg round's clients): one job
+        per client, or with `batch_clients` one batched job per worker over its share of them."""
+        if self.batch_clients:
+            n = min(self.workers.count, len(clients))
+            for share in (clients[i::n] for i in range(n)):
+                cursors = [self.learner.clients[dev.name].cursor() for dev in share]
+                future = self.workers.submit(_job_train_batched, [dev.name for dev in share], state, steps, cursors)
+                for i, (dev, cursor) in enumerate(zip(share, cursors)):
+                    self._tickets[(dev.name, "train")] = Ticket(self, dev.name, state, steps, cursor, future, i)
+            return
         for dev in clients:
             cursor = self.learner.clients[dev.name].cursor()
             future = self.workers.submit(_job_train, dev.name, state, steps, cursor)
