@@ -34,9 +34,10 @@ def _fedavg(tmp_path) -> dict:
     return raw
 
 
-@pytest.mark.parametrize("scheme, claim", [("fedavg", "claim"), ("mobillm", "claim_step")])
+@pytest.mark.parametrize("scheme, claim", [("fedavg", "claim"), ("splitlora", "claim"), ("mobillm", "claim_step")])
 def test_two_worker_processes_write_the_serial_tables_and_did_the_work(scheme, claim, tmp_path, monkeypatch):
-    """FedAvg's local steps and MobiLLM's device forwards run on the workers; scoring is sharded."""
+    """FedAvg's local steps, SplitLoRA's (SplitFed v1) client turns and MobiLLM's device forwards run on the
+    workers; scoring is sharded."""
     raw = _fedavg(tmp_path)
     raw["scheme"]["name"] = scheme
     serial = _run(raw, tmp_path / "serial", workers=1)

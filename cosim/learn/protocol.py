@@ -9,19 +9,27 @@ from .activation import Activation
 from .training import Batch, LocalModel
 
 
-def split_step(sim, dev, server, bottom: LocalModel, top: LocalModel, batch: Batch, cut: int, *, codec=None):
+def split_step(sim, dev, server, bottom: LocalModel, top: LocalModel, batch: Batch, cut: int, *, codec=None,
+               ahead=None):
     """One split-learning minibatch (Gupta & Raskar 2018): the device runs blocks [0, cut) and sends
     the cut-layer activation with labels and sequence lengths; the server runs the rest, updates
     its part and returns the activation's gradient; the device backpropagates it and updates.
     `codec` (default: the run's) encodes both the activation and the gradient (e.g. SFT's
-    compression). Returns the training loss."""
+    compression). `ahead` (a `SplitStepAhead` of cosim.learn.workers; then `batch` is None): the
+    three computations were done on a worker and are charged here as they would have run.
+    Returns the training loss."""
     with dev.memory.hold("activations") as saved:
-        hidden = yield from dev.compute(bottom.bottom_forward, batch, cut, kind="fwd", keep=saved)
+        if ahead is None:
+            hidden = yield from dev.compute(bottom.bottom_forward, batch, cut, kind="fwd", keep=saved)
+        else:
+            batch, hidden = yield from dev.compute(ahead.fwd, kind="fwd", keep=saved)
         with (yield from sim.send(dev, server, Activation.of(hidden, batch), kind="activation", codec=codec)) as up:
             act = up.value
-            loss, grad = yield from server.compute(top.top_step, act.hidden, act.mask, act.labels, cut, kind="train")
+            train = (ahead.top,) if ahead else (top.top_step, act.hidden, act.mask, act.labels, cut)
+            loss, grad = yield from server.compute(*train, kind="train")
         with (yield from sim.send(server, dev, [grad], kind="gradient", codec=codec)) as down:
-            yield from dev.compute(bottom.bottom_backward, hidden, down.value[0], kind="bwd")
+            backward = (ahead.bwd,) if ahead else (bottom.bottom_backward, hidden, down.value[0])
+            yield from dev.compute(*backward, kind="bwd")
     return loss
 
 

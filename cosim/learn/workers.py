@@ -143,6 +143,40 @@ class _cursors_kept:
             d.restore(cursor)
 
 
+def _job_split_turn(client: str, bottom_state: dict, top_state: dict, steps: int, cut: int, codec,
+                    cursor: tuple) -> Steps:
+    """A SplitFed v1 client's turn (`common.device_turn` with its own server-side copy): `steps`
+    split steps (`protocol.split_step`) with the bottom from `bottom_state` and the top from
+    `top_state`, the activation and the gradient passed through `codec` as the sends pass them.
+    Results per step: (batch, the cut activation, loss, the gradient sent back); costs per step:
+    (bottom forward, top step, bottom backward). State: (bottom, top) trained."""
+    torch.set_grad_enabled(True)
+    learner, meter = _LEARNER, _meter()
+    bottom, top = learner.local(bottom_state, 0, cut), learner.local(top_state, start=cut)
+
+    def counted(fn, *args):
+        return meter.run(meter.signature(fn, args, {}), fn, *args)
+
+    def one(batch):
+        from .activation import Activation
+
+        hidden, fwd = counted(bottom.bottom_forward, batch, cut)
+        act = _as_received(codec, Activation.of(hidden, batch))
+        (loss, grad), train = counted(top.top_step, act.hidden, act.mask, act.labels, cut)
+        _, bwd = counted(bottom.bottom_backward, hidden, _as_received(codec, [grad])[0])
+        return (batch, hidden.detach(), loss, grad), (fwd, train, bwd)
+    out = _steps(client, cursor, steps, one)
+    out.state = (bottom.state(), top.state())
+    return out
+
+
+def _as_received(codec, payload):
+    """`payload` as `Simulation.send` hands it to the receiver: coded and decoded by `codec`."""
+    message = payload.to_message() if hasattr(payload, "to_message") else payload
+    value = codec.decode(codec.encode(message), like=message)
+    return type(payload).from_message(value) if message is not payload else value
+
+
 def _job_forward(client: str, method: str, args: tuple, steps: int, cursor: tuple) -> Steps:
     """`steps` frozen forwards `learner.<method>(batch, *args)` of `client`'s next batches (a
     SplitFrozen or MobiLLM device). Results: (batch, output) per step."""
@@ -335,6 +369,30 @@ class AheadStep:
         return done.results[self.k], done.costs[self.k]
 
 
+class SplitStepAhead:
+    """Split step k computed ahead, as `protocol.split_step` charges it: the bottom forward (result:
+    (batch, activation)), the top step (result: (loss, gradient)) and the bottom backward."""
+
+    def __init__(self, ticket: "Ticket", k: int):
+        self.fwd, self.top, self.bwd = (_Part(ticket, k, i) for i in range(3))
+
+
+class _Part(AheadStep):
+    __slots__ = ("part",)
+
+    def __init__(self, ticket, k, part):
+        super().__init__(ticket, k)
+        self.part = part
+
+    def collect(self) -> tuple[Any, StepCost]:
+        done = self.ticket.done()
+        batch, hidden, loss, grad = done.results[self.k]
+        if self.part == 0:   # the batch is drawn: the cursor moves as the serial step's draw moves it
+            self.ticket.ahead.learner.clients[self.ticket.client].restore(done.cursors[self.k])
+        result = ((batch, hidden), (loss, grad), None)[self.part]
+        return result, done.costs[self.k][self.part]
+
+
 class Ticket:
     """One client's steps submitted ahead (`step(k)`), and what they trained (`state()`)."""
 
@@ -351,6 +409,9 @@ class Ticket:
 
     def step(self, k: int) -> AheadStep:
         return AheadStep(self, k)
+
+    def split_step(self, k: int) -> SplitStepAhead:
+        return SplitStepAhead(self, k)
 
     def state(self) -> dict:
         return self.done().state
@@ -380,12 +441,25 @@ class Ahead:
             future = self.workers.submit(_job_train, dev.name, state, steps, cursor)
             self._tickets[(dev.name, "train")] = Ticket(self, dev.name, state, steps, cursor, future)
 
+    def split_turns(self, clients, bottom_state: dict, top_state: dict, steps: int, cut: int, codec) -> None:
+        """Submit every client's SplitFed v1 turn (`_job_split_turn`): its own server-side copy from
+        `top_state`, so nothing it computes depends on another client or on the clock."""
+        for dev in clients:
+            cursor = self.learner.clients[dev.name].cursor()
+            future = self.workers.submit(_job_split_turn, dev.name, bottom_state, top_state, steps, cut, codec, cursor)
+            self._tickets[(dev.name, "split")] = Ticket(self, dev.name, (bottom_state, top_state), steps, cursor,
+                                                        future)
+
     def frozen_forwards(self, clients, method: str, args_of, steps: int) -> None:
         """Submit every client's `steps` frozen forwards `learner.<method>(batch, *args_of(dev))`."""
         for dev in clients:
             cursor, args = self.learner.clients[dev.name].cursor(), tuple(args_of(dev))
             future = self.workers.submit(_job_forward, dev.name, method, args, steps, cursor)
             self._tickets[(dev.name, method)] = Ticket(self, dev.name, args, steps, cursor, future)
+
+    def pending(self, client: str, job: str) -> bool:
+        """Whether a ticket for `client`'s `job` waits to be claimed."""
+        return (client, job) in self._tickets
 
     def claim(self, client: str, job: str, inputs, steps: int) -> Ticket | None:
         """The ticket submitted for `client`'s `job` ("train", or a frozen forward's method) if it was

@@ -134,11 +134,19 @@ def device_turn(sim, cfg, dev, server, top, bottom_state):
     codec = cfg.codec(sim, f"compression/{dev.name}")
     with (yield from sim.send(server, dev, bottom_state, kind="model_down")) as down:
         bottom = learner.local(down.value, 0, cut)
+        # a SplitFed v1 turn computed ahead on a worker (split_federated submitted it), or run here
+        ahead = learner.ahead.claim(dev.name, "split", (down.value, top.state()), cfg.local_steps) \
+            if learner.ahead and learner.ahead.pending(dev.name, "split") else None
         with dev.memory.hold("training_state", learner.training_state_bytes(list(down.value))):
             losses = []
-            for _ in range(cfg.local_steps):
-                batch = learner.next_batch(dev.name)
-                losses.append((yield from split_step(sim, dev, server, bottom, top, batch, cut, codec=codec)))
+            for k in range(cfg.local_steps):
+                batch = None if ahead else learner.next_batch(dev.name)
+                losses.append((yield from split_step(sim, dev, server, bottom, top, batch, cut, codec=codec,
+                                                     ahead=ahead.split_step(k) if ahead else None)))
+        if ahead:
+            trained_bottom, trained_top = ahead.state()
+            bottom.load(trained_bottom)
+            top.load(trained_top)
         upload = yield from sim.send(dev, server, bottom.state(), kind="model_up")
     return upload, losses
 
@@ -168,8 +176,12 @@ def split_federated(sim, cfg, variant: str):
             tops = [learner.local(top_state, start=cut) for _ in clients]
             copies = [server.memory.hold("client_copy", tensor_bytes(top.params.values())
                                          + learner.training_state_bytes(list(top_state))) for top in tops]
+        if shared_top is None and cfg.compression is None and learner.ahead:   # v1: the turns start on the workers
+            learner.ahead.split_turns(clients, bottom_state, top_state, cfg.local_steps, cut, sim.codec)
         gathered = yield from sim.gather(_split_client(sim, cfg, dev, server, top, bottom_state)
                                          for dev, top in zip(clients, tops))
+        if learner.ahead:
+            learner.ahead.discard()
         updates = gathered.results
         if updates:
             uploads, trained_tops, weights, _ = zip(*updates)
