@@ -130,10 +130,20 @@ class RadioLink:
         self._fading_db = 0.0
         self._block_end_s = -math.inf
         self._snr_key, self._snr_db = None, -math.inf   # large-scale SNR of the last (loss, band)
+        self._ls_asked_s, self._ls_answer, self._ls_moves = None, None, False
+        #: whether the valid-until last returned depends on when it was asked (a moving device's
+        #: distance left / speed: the same instant, recomputed later, may differ in the last bit)
+        self.until_moves = False
 
     # --- large scale ----------------------------------------------------------------------------
     def _large_scale(self, t_s: float) -> tuple[float, float]:
         """(loss_db, valid_until_s) with loss = path loss − shadowing; loss is inf once gone."""
+        if t_s != self._ls_asked_s:   # asked again at the same time (coverage, then rate): same answer
+            self._ls_asked_s, self._ls_answer = t_s, self._large_scale_now(t_s)
+        return self._ls_answer
+
+    def _large_scale_now(self, t_s: float) -> tuple[float, float]:
+        self._ls_moves = False
         if self._gone:
             return math.inf, math.inf
         pos = self.device.position_m(t_s)
@@ -156,7 +166,9 @@ class RadioLink:
         if speed <= 0:
             return self._loss_db, until_s
         left_m = self.spec.reevaluate_distance_m - float(np.linalg.norm(pos - self._anchor))
-        return self._loss_db, min(t_s + max(left_m, 0.0) / speed, until_s)
+        moved_until_s = t_s + max(left_m, 0.0) / speed
+        self._ls_moves = moved_until_s <= until_s
+        return self._loss_db, min(moved_until_s, until_s)
 
     @property
     def spec(self) -> NetworkConfig:
@@ -240,7 +252,10 @@ class RadioLink:
     def next_change_s(self, t_s: float) -> float:
         """When the large-scale state may next change (the device will have moved far enough), or
         its dynamic conditions may (availability, radio share)."""
-        return min(self._large_scale(t_s)[1], _conditions(self.device).next_change_s(t_s))
+        ls_until = self._large_scale(t_s)[1]
+        other = _conditions(self.device).next_change_s(t_s)
+        self.until_moves = self._ls_moves and ls_until <= other
+        return min(ls_until, other)
 
     def rate_terms(self, t_s: float, full_bandwidth_hz: float, *, fading: bool = True):
         """((loss_db, gain_db, radio_share), valid_until): what the rate over any share of the band
@@ -248,11 +263,13 @@ class RadioLink:
         these between changes, so a new split of the band only re-evaluates `shannon_rate_bps`."""
         loss, ls_until = self._large_scale(t_s)
         if math.isinf(loss) or not self.in_coverage(t_s, full_bandwidth_hz):
+            self.until_moves = self._ls_moves
             return None, ls_until
         fade_db, fade_until = self._fading(t_s) if fading else (0.0, math.inf)
         cond = _conditions(self.device)   # the radio level of its dynamic conditions scales the rate
-        return ((loss, self.spec.antenna_gain_db + fade_db, cond.radio_share(t_s)),
-                min(ls_until, fade_until, cond.next_change_s(t_s)))
+        other = min(fade_until, cond.next_change_s(t_s))
+        self.until_moves = self._ls_moves and ls_until <= other
+        return (loss, self.spec.antenna_gain_db + fade_db, cond.radio_share(t_s)), min(ls_until, other)
 
     def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float, *,
                  fading: bool = True) -> tuple[float, float]:
@@ -358,7 +375,8 @@ class Medium:
     the same stepwise bits_left -= rate × dt at every re-split as a per-flow loop would do.
     """
 
-    _COLUMNS = ("bits", "rate", "air", "loss", "gain", "radio", "tx", "nf", "until", "model")
+    _COLUMNS = ("bits", "rate", "air", "loss", "gain", "radio", "tx", "nf", "until", "asked", "model")
+    _FLAGS = ("covered", "moves")   # in coverage when last asked; its valid-until moves (RadioLink.until_moves)
 
     def __init__(self, sim, name: str, capacity: float, uplink: bool, sharing: str, outage: OutagePolicy):
         self.sim, self.name, self.capacity, self.uplink = sim, name, capacity, uplink
@@ -371,17 +389,18 @@ class Medium:
 
     # --- the flow table -------------------------------------------------------------------------
     def _arrays(self, size: int) -> None:
-        old = {c: getattr(self, f"_{c}", None) for c in self._COLUMNS}
+        old = {c: getattr(self, f"_{c}", None) for c in (*self._COLUMNS, *self._FLAGS)}
         n = len(self.flows)
         for c in self._COLUMNS:
             a = np.zeros(size)
             if old[c] is not None:
                 a[:n] = old[c][:n]
             setattr(self, f"_{c}", a)
-        covered = np.zeros(size, dtype=bool)
-        if n:
-            covered[:n] = self._covered[:n]
-        self._covered = covered
+        for c in self._FLAGS:
+            a = np.zeros(size, dtype=bool)
+            if old[c] is not None:
+                a[:n] = old[c][:n]
+            setattr(self, f"_{c}", a)
 
     def _add(self, flow: _Flow, nbits: float) -> None:
         n = len(self.flows)
@@ -392,7 +411,8 @@ class Medium:
             getattr(self, f"_{c}")[n] = 0.0
         self._bits[n] = nbits
         self._until[n] = -math.inf   # asked at once
-        self._covered[n] = False
+        self._asked[n] = math.nan
+        self._covered[n] = self._moves[n] = False
         self._model[n] = flow.model
         if flow.model == _SHANNON:
             self._tx[n] = flow.link.tx_power_dbm(self.uplink)
@@ -403,7 +423,7 @@ class Medium:
         n = len(self.flows)
         self.flows = [f for f, k in zip(self.flows, keep.tolist()) if k]
         m = len(self.flows)
-        for c in (*self._COLUMNS, "covered"):
+        for c in (*self._COLUMNS, *self._FLAGS):
             a = getattr(self, f"_{c}")
             a[:m] = a[:n][keep]
 
@@ -504,6 +524,7 @@ class Medium:
             self._rate[i] = 0.0
             if due[i]:
                 self._until[i] = f.link.next_change_s(now)
+                self._asked[i], self._moves[i] = now, getattr(f.link, "until_moves", True)
             wake = min(wake, f.stalled_since + patience)
         if dropped is not None:
             self._keep(~dropped)
@@ -517,7 +538,7 @@ class Medium:
             if moving.any():
                 wake = min(wake, float(np.min(now + self._bits[active][moving] / rate[moving])))
         if n:
-            wake = self._earliest_change(now, wake, due)
+            wake = self._earliest_change(now, wake)
         self._generation += 1
         if math.isfinite(wake):
             generation = self._generation
@@ -535,6 +556,7 @@ class Medium:
         for j in np.flatnonzero(due[active] & (models == _SHANNON)).tolist():
             i = int(active[j])
             terms, self._until[i] = flows[i].link.rate_terms(now, cap)
+            self._asked[i], self._moves[i] = now, flows[i].link.until_moves
             if terms is not None:   # (None: the link left coverage since asked a moment ago; rate 0)
                 self._loss[i], self._gain[i], self._radio[i] = terms
             else:
@@ -553,24 +575,26 @@ class Medium:
                 self._rate[i], self._until[i] = share, math.inf
             else:
                 self._rate[i], self._until[i] = flows[i].link.rate_bps(now, self.uplink, share, cap)
+                self._asked[i] = now
 
-    def _earliest_change(self, now: float, wake: float, asked: np.ndarray) -> float:
-        """The earliest valid-until among the flows, with those close to it asked again now: a
-        valid-until of a moving device is computed from its position at the time of asking, so the
-        value to wake at is the one asked now (the same a per-flow pass at every re-split gives)."""
+    def _earliest_change(self, now: float, wake: float) -> float:
+        """The earliest valid-until among the flows, with the moving ones close to it asked again
+        now: a valid-until computed from a moving device's position depends in its last bit on
+        when it was asked, and the value to wake at is the one asked now (as a per-flow pass at
+        every re-split would have it)."""
         n = len(self.flows)
         until = self._until[:n]
         earliest = min(wake, float(until.min()))
         if not math.isfinite(earliest):
             return earliest
-        for i in np.flatnonzero((until <= earliest + _RECHECK_S) & ~asked).tolist():
+        close = (until <= earliest + _RECHECK_S) & self._moves[:n] & (self._asked[:n] != now)
+        for i in np.flatnonzero(close).tolist():
             f = self.flows[i]
-            if f.model == _WIRED:
-                continue
             if self._covered[i]:
                 self._until[i] = f.link.rate_terms(now, self.capacity)[1]
             else:
                 self._until[i] = f.link.next_change_s(now)
+            self._asked[i], self._moves[i] = now, f.link.until_moves
         return min(wake, float(until.min()))
 
     def _wake(self, generation: int) -> None:
