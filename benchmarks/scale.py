@@ -10,7 +10,9 @@ peak RSS is that run's own.
 Columns: setup_s (building the world: model, data, tokenizing), wall_s (the run itself, from the
 simulation's clock start: summary wall_time_s), torch_s (host seconds inside torch training steps
 and evaluation: StepMeter.host_s + Learner.eval_host_s), engine_s = wall_s - torch_s (SimPy,
-network, channels, bookkeeping, writing results), engine_share = engine_s / wall_s, peak_rss_MB,
+network, channels, bookkeeping, writing results), engine_share = engine_s / wall_s, network_s
+(host seconds inside the media's re-splits, `Medium._advance` and `Medium._reallocate`, where the
+channel chain is evaluated), network_share = network_s / wall_s, peak_rss_MB,
 events (rows of the trace) and events_per_s (events / engine_s).
 
     .venv/bin/python benchmarks/scale.py --devices 10 100 1000
@@ -57,6 +59,7 @@ def run_one(devices: int, profile: str | None) -> dict:
     import cosim
     from cosim.learn.accounting import StepMeter
     from cosim.learn.training import Learner
+    from cosim.world.network import Medium
 
     torch.set_num_threads(1)
     meters, learners = [], []
@@ -71,6 +74,18 @@ def run_one(devices: int, profile: str | None) -> dict:
         learners.append(self)
 
     StepMeter.__init__, Learner.__init__ = meter_init, learner_init
+    network_s = [0.0]
+
+    def timed(method):
+        def wrapper(self, *a, **k):
+            t = time.perf_counter()
+            try:
+                return method(self, *a, **k)
+            finally:
+                network_s[0] += time.perf_counter() - t
+        return wrapper
+
+    Medium._advance, Medium._reallocate = timed(Medium._advance), timed(Medium._reallocate)
     raw = scenario(devices, "/tmp/cosim-scale")
     t0 = time.perf_counter()
     if profile:
@@ -87,7 +102,7 @@ def run_one(devices: int, profile: str | None) -> dict:
     events = len(result.events)
     engine_s = wall_s - torch_s
     return {"devices": devices, "setup_s": total_s - wall_s, "wall_s": wall_s, "torch_s": torch_s, "engine_s": engine_s,
-            "engine_share": engine_s / wall_s,
+            "engine_share": engine_s / wall_s, "network_s": network_s[0], "network_share": network_s[0] / wall_s,
             # ru_maxrss is in KiB on Linux
             "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "events": events,
             "events_per_s": events / engine_s if engine_s > 0 else float("nan"),

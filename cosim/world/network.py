@@ -131,6 +131,7 @@ class RadioLink:
         self._block_end_s = -math.inf
         self._snr_key, self._snr_db = None, -math.inf   # large-scale SNR of the last (loss, band)
         self._ls_asked_s, self._ls_answer, self._ls_moves = None, None, False
+        self._block_speed_mps, self._block_s = None, math.inf   # fading block length at that speed
         #: whether the valid-until last returned depends on when it was asked (a moving device's
         #: distance left / speed: the same instant, recomputed later, may differ in the last bit)
         self.until_moves = False
@@ -162,10 +163,11 @@ class RadioLink:
         moved = math.inf if self._anchor is None else float(np.linalg.norm(pos - self._anchor))
         if moved >= self.spec.reevaluate_distance_m:
             self._update_large_scale(pos, moved)
+            moved = 0.0   # the anchor is here now
         until_s = min(exit_s, change_s)
         if speed <= 0:
             return self._loss_db, until_s
-        left_m = self.spec.reevaluate_distance_m - float(np.linalg.norm(pos - self._anchor))
+        left_m = self.spec.reevaluate_distance_m - moved
         moved_until_s = t_s + max(left_m, 0.0) / speed
         self._ls_moves = moved_until_s <= until_s
         return self._loss_db, min(moved_until_s, until_s)
@@ -220,9 +222,11 @@ class RadioLink:
                 gain = fading_models.rayleigh_power_gain(self.rng)
             self._fading_db = 10.0 * math.log10(max(float(gain), 1e-12))
             speed = self.device.mobility.speed_mps(t_s)
-            block = (self.channel.static_coherence_s if speed <= 0
-                     else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
-            self._block_end_s = t_s + max(block, self.channel.min_block_s)
+            if speed != self._block_speed_mps:   # the block length follows the speed (often constant)
+                block = (self.channel.static_coherence_s if speed <= 0
+                         else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
+                self._block_speed_mps, self._block_s = speed, max(block, self.channel.min_block_s)
+            self._block_end_s = t_s + self._block_s
         return self._fading_db, self._block_end_s
 
     # --- what the medium asks -------------------------------------------------------------------
@@ -385,6 +389,7 @@ class Medium:
         self.allocation: dict[str, float] = {}   # device name -> share of the band (sharing: allocated)
         self._t = 0.0
         self._generation = 0
+        self._split_n = -1   # flows the band was split equally among last time (-1: none, or not equal)
         self._arrays(16)
 
     # --- the flow table -------------------------------------------------------------------------
@@ -509,7 +514,7 @@ class Medium:
         for i in np.flatnonzero(due | ~self._covered[:n]).tolist():
             f = self.flows[i]
             if due[i]:
-                self._covered[i] = f.link.in_coverage(now, cap)
+                self._covered[i] = self._ask(f, i, now) if f.model == _SHANNON else f.link.in_coverage(now, cap)
             if self._covered[i]:
                 f.stalled_since = None
                 continue
@@ -547,20 +552,18 @@ class Medium:
             timer.callbacks.append(lambda _e: self._wake(generation))
 
     def _rates(self, now: float, active: np.ndarray, due: np.ndarray) -> None:
-        """Rates of the active flows (indices in arrival order) over their shares of the band."""
-        cap = self.capacity
-        flows = self.flows
-        act = [flows[i] for i in active.tolist()]
-        shares = self._shares(act, self._bits[active] if self.sharing == "proportional" else None)
+        """Rates of the active flows (indices in arrival order) over their shares of the band. An
+        equal split among as many flows as last time leaves the shares as they were: then only the
+        flows whose link was asked again get new rates."""
+        cap, flows = self.capacity, self.flows
+        if self.sharing == "equal" and len(active) == self._split_n:
+            active = active[due[active]]
+            shares = np.full(len(active), cap / self._split_n)   # = sharing.equal_split's B / n
+        else:
+            self._split_n = len(active) if self.sharing == "equal" else -1
+            split = [flows[i] for i in active.tolist()] if self.sharing == "allocated" else active
+            shares = self._shares(split, self._bits[active] if self.sharing == "proportional" else None)
         models = self._model[active]
-        for j in np.flatnonzero(due[active] & (models == _SHANNON)).tolist():
-            i = int(active[j])
-            terms, self._until[i] = flows[i].link.rate_terms(now, cap)
-            self._asked[i], self._moves[i] = now, flows[i].link.until_moves
-            if terms is not None:   # (None: the link left coverage since asked a moment ago; rate 0)
-                self._loss[i], self._gain[i], self._radio[i] = terms
-            else:
-                self._radio[i] = 0.0
         shannon = np.flatnonzero(models == _SHANNON)
         if len(shannon):
             idx = active[shannon]
@@ -576,6 +579,15 @@ class Medium:
             else:
                 self._rate[i], self._until[i] = flows[i].link.rate_bps(now, self.uplink, share, cap)
                 self._asked[i] = now
+
+    def _ask(self, f: _Flow, i: int, now: float) -> bool:
+        """Ask flow i's radio link for its rate terms now (coverage included); whether it is covered."""
+        terms, self._until[i] = f.link.rate_terms(now, self.capacity)
+        self._asked[i], self._moves[i] = now, f.link.until_moves
+        if terms is None:
+            return False
+        self._loss[i], self._gain[i], self._radio[i] = terms
+        return True
 
     def _earliest_change(self, now: float, wake: float) -> float:
         """The earliest valid-until among the flows, with the moving ones close to it asked again
