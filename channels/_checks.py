@@ -21,6 +21,10 @@ def in_range(name: str, value, low: float, high: float, unit: str = "",
     ``low_open`` / ``high_open`` make that end exclusive (e.g. distances must be > 0).
     """
     arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:   # one number (the common case on a simulator's hot path): plain comparisons
+        v = float(arr)
+        if (v > low if low_open else v >= low) and (v < high if high_open else v <= high):  # NaN fails
+            return arr
     bad = np.isnan(arr)
     bad |= (arr <= low) if low_open else (arr < low)
     bad |= (arr >= high) if high_open else (arr > high)

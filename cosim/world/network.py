@@ -129,10 +129,22 @@ class RadioLink:
         self._gone = False
         self._fading_db = 0.0
         self._block_end_s = -math.inf
+        self._snr_key, self._snr_db = None, -math.inf   # large-scale SNR of the last (loss, band)
+        self._ls_asked_s, self._ls_answer, self._ls_moves = None, None, False
+        self._block_speed_mps, self._block_s = None, math.inf   # fading block length at that speed
+        #: whether the valid-until last returned depends on when it was asked (a moving device's
+        #: distance left / speed: the same instant, recomputed later, may differ in the last bit)
+        self.until_moves = False
 
     # --- large scale ----------------------------------------------------------------------------
     def _large_scale(self, t_s: float) -> tuple[float, float]:
         """(loss_db, valid_until_s) with loss = path loss − shadowing; loss is inf once gone."""
+        if t_s != self._ls_asked_s:   # asked again at the same time (coverage, then rate): same answer
+            self._ls_asked_s, self._ls_answer = t_s, self._large_scale_now(t_s)
+        return self._ls_answer
+
+    def _large_scale_now(self, t_s: float) -> tuple[float, float]:
+        self._ls_moves = False
         if self._gone:
             return math.inf, math.inf
         pos = self.device.position_m(t_s)
@@ -151,11 +163,14 @@ class RadioLink:
         moved = math.inf if self._anchor is None else float(np.linalg.norm(pos - self._anchor))
         if moved >= self.spec.reevaluate_distance_m:
             self._update_large_scale(pos, moved)
+            moved = 0.0   # the anchor is here now
         until_s = min(exit_s, change_s)
         if speed <= 0:
             return self._loss_db, until_s
-        left_m = self.spec.reevaluate_distance_m - float(np.linalg.norm(pos - self._anchor))
-        return self._loss_db, min(t_s + max(left_m, 0.0) / speed, until_s)
+        left_m = self.spec.reevaluate_distance_m - moved
+        moved_until_s = t_s + max(left_m, 0.0) / speed
+        self._ls_moves = moved_until_s <= until_s
+        return self._loss_db, min(moved_until_s, until_s)
 
     @property
     def spec(self) -> NetworkConfig:
@@ -207,9 +222,11 @@ class RadioLink:
                 gain = fading_models.rayleigh_power_gain(self.rng)
             self._fading_db = 10.0 * math.log10(max(float(gain), 1e-12))
             speed = self.device.mobility.speed_mps(t_s)
-            block = (self.channel.static_coherence_s if speed <= 0
-                     else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
-            self._block_end_s = t_s + max(block, self.channel.min_block_s)
+            if speed != self._block_speed_mps:   # the block length follows the speed (often constant)
+                block = (self.channel.static_coherence_s if speed <= 0
+                         else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
+                self._block_speed_mps, self._block_s = speed, max(block, self.channel.min_block_s)
+            self._block_end_s = t_s + self._block_s
         return self._fading_db, self._block_end_s
 
     # --- what the medium asks -------------------------------------------------------------------
@@ -219,8 +236,12 @@ class RadioLink:
         loss, _ = self._large_scale(t_s)
         if math.isinf(loss):
             return -math.inf
-        return float(rate_models.snr_db(self.spec.ap_tx_power_dbm, loss, full_bandwidth_hz,
-                                        self.spec.noise_figure_db, self.spec.antenna_gain_db))
+        # the SNR changes only with the large-scale loss: computed once per update, not per question
+        if self._snr_key != (loss, full_bandwidth_hz):
+            self._snr_key = (loss, full_bandwidth_hz)
+            self._snr_db = float(rate_models.snr_db(self.spec.ap_tx_power_dbm, loss, full_bandwidth_hz,
+                                                    self.spec.noise_figure_db, self.spec.antenna_gain_db))
+        return self._snr_db
 
     def in_coverage(self, t_s: float, full_bandwidth_hz: float) -> bool:
         """Coverage as a cell decides it: the large-scale SNR is at least the threshold (and the
@@ -235,7 +256,24 @@ class RadioLink:
     def next_change_s(self, t_s: float) -> float:
         """When the large-scale state may next change (the device will have moved far enough), or
         its dynamic conditions may (availability, radio share)."""
-        return min(self._large_scale(t_s)[1], _conditions(self.device).next_change_s(t_s))
+        ls_until = self._large_scale(t_s)[1]
+        other = _conditions(self.device).next_change_s(t_s)
+        self.until_moves = self._ls_moves and ls_until <= other
+        return min(ls_until, other)
+
+    def rate_terms(self, t_s: float, full_bandwidth_hz: float, *, fading: bool = True):
+        """((loss_db, gain_db, radio_share), valid_until): what the rate over any share of the band
+        depends on now, and until when it holds; (None, until) out of coverage. A medium keeps
+        these between changes, so a new split of the band only re-evaluates `shannon_rate_bps`."""
+        loss, ls_until = self._large_scale(t_s)
+        if math.isinf(loss) or not self.in_coverage(t_s, full_bandwidth_hz):
+            self.until_moves = self._ls_moves
+            return None, ls_until
+        fade_db, fade_until = self._fading(t_s) if fading else (0.0, math.inf)
+        cond = _conditions(self.device)   # the radio level of its dynamic conditions scales the rate
+        other = min(fade_until, cond.next_change_s(t_s))
+        self.until_moves = self._ls_moves and ls_until <= other
+        return (loss, self.spec.antenna_gain_db + fade_db, cond.radio_share(t_s)), min(ls_until, other)
 
     def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float, *,
                  fading: bool = True) -> tuple[float, float]:
@@ -245,19 +283,36 @@ class RadioLink:
         the band, so the share gets its proportional part (same SNR as the full band). `fading`
         off: the large-scale rate a controller can estimate (no fast fading drawn or consumed).
         """
-        loss, ls_until = self._large_scale(t_s)
-        if math.isinf(loss) or not self.in_coverage(t_s, full_bandwidth_hz):
-            return 0.0, ls_until
-        fade_db, fade_until = self._fading(t_s) if fading else (0.0, math.inf)
-        if uplink:
-            tx_dbm = self.spec.tx_power_dbm
-        else:
-            tx_dbm = self.spec.ap_tx_power_dbm + 10.0 * math.log10(share_hz / full_bandwidth_hz)
-        snr = rate_models.snr_db(tx_dbm, loss, share_hz, self.spec.noise_figure_db,
-                                 self.spec.antenna_gain_db + fade_db)
-        cond = _conditions(self.device)   # the radio level of its dynamic conditions scales the rate
-        return (float(rate_models.shannon_rate_bps(share_hz, snr)) * cond.radio_share(t_s),
-                min(ls_until, fade_until, cond.next_change_s(t_s)))
+        terms, until = self.rate_terms(t_s, full_bandwidth_hz, fading=fading)
+        if terms is None:
+            return 0.0, until
+        loss_db, gain_db, radio_share = terms
+        return float(shannon_rate_bps(uplink, share_hz, full_bandwidth_hz, self.tx_power_dbm(uplink), loss_db,
+                                      self.spec.noise_figure_db, gain_db, radio_share)), until
+
+
+def shannon_rate_bps(uplink: bool, share_hz, full_bandwidth_hz: float, tx_power_dbm, loss_db, noise_figure_db,
+                     gain_db, radio_share):
+    """Rate over `share_hz` of a band of `full_bandwidth_hz`: Shannon over the link budget
+    (channels.rate), times the device's radio share (cosim.world.conditions). Scalars, or arrays
+    of many flows of one medium at once (the same float operations either way).
+
+    Uplink: the transmitter's whole power over its share. Downlink: the AP's power is spread over
+    the band, so a share gets its proportional part, P + 10 log10(share / band).
+    """
+    if not uplink:
+        tx_power_dbm = tx_power_dbm + _share_db(share_hz, full_bandwidth_hz)
+    snr = rate_models.snr_db(tx_power_dbm, loss_db, share_hz, noise_figure_db, gain_db)
+    return rate_models.shannon_rate_bps(share_hz, snr) * radio_share
+
+
+def _share_db(share_hz, full_bandwidth_hz: float):
+    """10 log10(share / band), by `math.log10` per value (numpy's log10 may differ in the last bit)."""
+    if np.ndim(share_hz) == 0:
+        return 10.0 * math.log10(share_hz / full_bandwidth_hz)
+    if share_hz.size and (share_hz == share_hz[0]).all():   # an equal split: one logarithm
+        return 10.0 * math.log10(float(share_hz[0]) / full_bandwidth_hz)
+    return np.array([10.0 * math.log10(v / full_bandwidth_hz) for v in share_hz.tolist()])
 
 
 def large_scale_rate_bps(link, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float) -> float:
@@ -292,20 +347,40 @@ class WiredLink:
         return True
 
 
-class _Flow:
-    __slots__ = ("link", "uplink", "bits_left", "rate_bps", "valid_until", "done", "airtime_s",
-                 "stalled_since", "name")
+#: How a medium computes a flow's rate: over `channels` from the link's cached terms, all flows at
+#: once (`RadioLink.rate_terms`); the share itself (a wired pipe); or by asking the link at every
+#: re-split (any other link, e.g. the THz-ISAC one, whose state and trace rows follow each question).
+_SHANNON, _WIRED, _ASK = 0, 1, 2
+#: A link whose cached state holds until less than this after now is asked again now. Asking early
+#: changes nothing (a link's state changes only at its own valid-until), and a valid-until computed
+#: from a moving position differs from one computed a moment later only by float rounding (~1e-14 s).
+_RECHECK_S = 1e-6
 
-    def __init__(self, link, uplink: bool, nbits: float, done, name: str):
-        self.link, self.uplink, self.bits_left, self.done, self.name = link, uplink, nbits, done, name
-        self.rate_bps = 0.0
-        self.valid_until = math.inf
-        self.airtime_s = 0.0
+
+class _Flow:
+    """One transfer on a medium; its numbers live in the medium's arrays at the flow's index."""
+
+    __slots__ = ("link", "done", "name", "stalled_since", "model")
+
+    def __init__(self, link, done, name: str, model: int):
+        self.link, self.done, self.name, self.model = link, done, name, model
         self.stalled_since = None
 
 
 class Medium:
-    """One direction of one access point's band (or one wired pipe), shared by its active flows."""
+    """One direction of one access point's band (or one wired pipe), shared by its active flows.
+
+    Flows are kept in arrival order with their numbers in arrays (bits left, rate, airtime, and the
+    rate terms of their link), so a re-split costs a few vectorised operations over the flows
+    rather than a pass through the channel chain per flow: a link is asked again only when its
+    cached state may have changed (its valid-until is reached: a new fading block, the device
+    moved `reevaluate_distance_m`, its conditions changed), and otherwise only its share of the
+    band is new, which `shannon_rate_bps` turns into rates for all flows in one call. Progress is
+    the same stepwise bits_left -= rate × dt at every re-split as a per-flow loop would do.
+    """
+
+    _COLUMNS = ("bits", "rate", "air", "loss", "gain", "radio", "tx", "nf", "until", "asked", "model")
+    _FLAGS = ("covered", "moves")   # in coverage when last asked; its valid-until moves (RadioLink.until_moves)
 
     def __init__(self, sim, name: str, capacity: float, uplink: bool, sharing: str, outage: OutagePolicy):
         self.sim, self.name, self.capacity, self.uplink = sim, name, capacity, uplink
@@ -314,30 +389,80 @@ class Medium:
         self.allocation: dict[str, float] = {}   # device name -> share of the band (sharing: allocated)
         self._t = 0.0
         self._generation = 0
+        self._split_n = -1   # flows the band was split equally among last time (-1: none, or not equal)
+        self._arrays(16)
 
+    # --- the flow table -------------------------------------------------------------------------
+    def _arrays(self, size: int) -> None:
+        old = {c: getattr(self, f"_{c}", None) for c in (*self._COLUMNS, *self._FLAGS)}
+        n = len(self.flows)
+        for c in self._COLUMNS:
+            a = np.zeros(size)
+            if old[c] is not None:
+                a[:n] = old[c][:n]
+            setattr(self, f"_{c}", a)
+        for c in self._FLAGS:
+            a = np.zeros(size, dtype=bool)
+            if old[c] is not None:
+                a[:n] = old[c][:n]
+            setattr(self, f"_{c}", a)
+
+    def _add(self, flow: _Flow, nbits: float) -> None:
+        n = len(self.flows)
+        if n == len(self._bits):
+            self._arrays(2 * n)
+        self.flows.append(flow)
+        for c in self._COLUMNS:
+            getattr(self, f"_{c}")[n] = 0.0
+        self._bits[n] = nbits
+        self._until[n] = -math.inf   # asked at once
+        self._asked[n] = math.nan
+        self._covered[n] = self._moves[n] = False
+        self._model[n] = flow.model
+        if flow.model == _SHANNON:
+            self._tx[n] = flow.link.tx_power_dbm(self.uplink)
+            self._nf[n] = flow.link.spec.noise_figure_db
+
+    def _keep(self, keep: np.ndarray) -> None:
+        """Drop the flows whose `keep` is False, keeping the others' order."""
+        n = len(self.flows)
+        self.flows = [f for f, k in zip(self.flows, keep.tolist()) if k]
+        m = len(self.flows)
+        for c in (*self._COLUMNS, *self._FLAGS):
+            a = getattr(self, f"_{c}")
+            a[:m] = a[:n][keep]
+
+    # --- flows ----------------------------------------------------------------------------------
     def carry(self, link, nbits: float, name: str):
         """Move `nbits` over `link`; returns (airtime_s, stalled_s). Raises TransferDropped."""
-        flow = _Flow(link, self.uplink, float(nbits), self.sim.env.event(), name)
+        if isinstance(link, WiredLink):
+            model = _WIRED
+        elif hasattr(link, "rate_terms"):
+            model = _SHANNON
+        else:
+            model = _ASK
+        flow = _Flow(link, self.sim.env.event(), name, model)
         self._advance()
-        self.flows.append(flow)
+        self._add(flow, float(nbits))
         self._reallocate()
         airtime = yield flow.done
         return airtime
 
     def _advance(self) -> None:
         dt = self.sim.now - self._t
-        if dt > 0:
-            for f in self.flows:
-                if f.rate_bps > 0:
-                    f.bits_left -= f.rate_bps * dt
-                    f.airtime_s += dt
+        n = len(self.flows)
+        if dt > 0 and n:
+            moving = self._rate[:n] > 0
+            bits, air = self._bits[:n], self._air[:n]
+            bits[moving] -= self._rate[:n][moving] * dt
+            air[moving] += dt
         self._t = self.sim.now
 
-    def _shares(self, flows: list[_Flow]) -> np.ndarray:
+    def _shares(self, flows: list[_Flow], demand_bits: np.ndarray | None = None) -> np.ndarray:
         if self.sharing == "allocated" and self.allocation:
             return self._allocated(flows)
-        if self.sharing == "proportional":
-            demand = np.array([max(f.bits_left, 0.0) for f in flows])
+        if self.sharing == "proportional" and demand_bits is not None:
+            demand = np.maximum(demand_bits, 0.0)
             if demand.sum() > 0:
                 return sharing.proportional_split(self.capacity, demand)
         return sharing.equal_split(self.capacity, len(flows))
@@ -369,32 +494,56 @@ class Medium:
         self._reallocate()
 
     def _reallocate(self) -> None:
-        now = self.sim.now
-        for f in [f for f in self.flows if f.bits_left <= _DONE_BITS + f.rate_bps * _DONE_AIRTIME_S]:
-            self.flows.remove(f)
-            f.done.succeed(f.airtime_s)
+        now, cap = self.sim.now, self.capacity
+        n = len(self.flows)
+        if n:   # finished flows leave first, in arrival order
+            finished = self._bits[:n] <= _DONE_BITS + self._rate[:n] * _DONE_AIRTIME_S
+            if finished.any():
+                for i in np.flatnonzero(finished).tolist():
+                    self.flows[i].done.succeed(float(self._air[i]))
+                self._keep(~finished)
         wake = math.inf
-        # coverage first, so a stalled flow gives its share to the others
-        active = []
-        for f in self.flows:
-            if f.link.in_coverage(now, self.capacity):
+        n = len(self.flows)
+        # coverage first, so a stalled flow gives its share to the others; only links whose state
+        # may have changed are asked, and stalled flows count their patience
+        due = np.zeros(n, dtype=bool)
+        if n:
+            due = (self._until[:n] <= now + _RECHECK_S) | (self._model[:n] == _ASK)
+        patience = self.outage.max_wait_s if self.outage.policy == "wait" else 0.0
+        dropped = None
+        for i in np.flatnonzero(due | ~self._covered[:n]).tolist():
+            f = self.flows[i]
+            if due[i]:
+                self._covered[i] = self._ask(f, i, now) if f.model == _SHANNON else f.link.in_coverage(now, cap)
+            if self._covered[i]:
                 f.stalled_since = None
-                active.append(f)
                 continue
             if f.stalled_since is None:
                 f.stalled_since = now
-            patience = self.outage.max_wait_s if self.outage.policy == "wait" else 0.0
             if now - f.stalled_since >= patience:
-                self._drop(f, now)
+                if dropped is None:
+                    dropped = np.zeros(n, dtype=bool)
+                dropped[i] = True
+                f.done.fail(TransferDropped(f.name, now, f"out of coverage since t={f.stalled_since:.3f}s"))
                 continue
-            f.rate_bps = 0.0
-            wake = min(wake, f.stalled_since + patience, f.link.next_change_s(now))
-        if active:
-            for f, share in zip(active, self._shares(active).tolist()):
-                f.rate_bps, f.valid_until = f.link.rate_bps(now, self.uplink, share, self.capacity)
-                if f.rate_bps > 0:
-                    wake = min(wake, now + f.bits_left / f.rate_bps)
-                wake = min(wake, f.valid_until)
+            self._rate[i] = 0.0
+            if due[i]:
+                self._until[i] = f.link.next_change_s(now)
+                self._asked[i], self._moves[i] = now, getattr(f.link, "until_moves", True)
+            wake = min(wake, f.stalled_since + patience)
+        if dropped is not None:
+            self._keep(~dropped)
+            due = due[~dropped]
+            n = len(self.flows)
+        active = np.flatnonzero(self._covered[:n])
+        if len(active):
+            self._rates(now, active, due)
+            rate = self._rate[active]
+            moving = rate > 0
+            if moving.any():
+                wake = min(wake, float(np.min(now + self._bits[active][moving] / rate[moving])))
+        if n:
+            wake = self._earliest_change(now, wake)
         self._generation += 1
         if math.isfinite(wake):
             generation = self._generation
@@ -402,9 +551,63 @@ class Medium:
             timer = self.sim.env.timeout(max(wake - now, _DONE_AIRTIME_S))
             timer.callbacks.append(lambda _e: self._wake(generation))
 
-    def _drop(self, f: _Flow, now: float) -> None:
-        self.flows.remove(f)
-        f.done.fail(TransferDropped(f.name, now, f"out of coverage since t={f.stalled_since:.3f}s"))
+    def _rates(self, now: float, active: np.ndarray, due: np.ndarray) -> None:
+        """Rates of the active flows (indices in arrival order) over their shares of the band. An
+        equal split among as many flows as last time leaves the shares as they were: then only the
+        flows whose link was asked again get new rates."""
+        cap, flows = self.capacity, self.flows
+        if self.sharing == "equal" and len(active) == self._split_n:
+            active = active[due[active]]
+            shares = np.full(len(active), cap / self._split_n)   # = sharing.equal_split's B / n
+        else:
+            self._split_n = len(active) if self.sharing == "equal" else -1
+            split = [flows[i] for i in active.tolist()] if self.sharing == "allocated" else active
+            shares = self._shares(split, self._bits[active] if self.sharing == "proportional" else None)
+        models = self._model[active]
+        shannon = np.flatnonzero(models == _SHANNON)
+        if len(shannon):
+            idx = active[shannon]
+            share = shares[shannon]
+            if self.sharing == "equal":
+                share = float(share[0])   # one value: one logarithm for all
+            self._rate[idx] = shannon_rate_bps(self.uplink, share, cap, self._tx[idx], self._loss[idx], self._nf[idx],
+                                               self._gain[idx], self._radio[idx])
+        for j in np.flatnonzero(models != _SHANNON).tolist():
+            i, share = int(active[j]), float(shares[j])
+            if models[j] == _WIRED:
+                self._rate[i], self._until[i] = share, math.inf
+            else:
+                self._rate[i], self._until[i] = flows[i].link.rate_bps(now, self.uplink, share, cap)
+                self._asked[i] = now
+
+    def _ask(self, f: _Flow, i: int, now: float) -> bool:
+        """Ask flow i's radio link for its rate terms now (coverage included); whether it is covered."""
+        terms, self._until[i] = f.link.rate_terms(now, self.capacity)
+        self._asked[i], self._moves[i] = now, f.link.until_moves
+        if terms is None:
+            return False
+        self._loss[i], self._gain[i], self._radio[i] = terms
+        return True
+
+    def _earliest_change(self, now: float, wake: float) -> float:
+        """The earliest valid-until among the flows, with the moving ones close to it asked again
+        now: a valid-until computed from a moving device's position depends in its last bit on
+        when it was asked, and the value to wake at is the one asked now (as a per-flow pass at
+        every re-split would have it)."""
+        n = len(self.flows)
+        until = self._until[:n]
+        earliest = min(wake, float(until.min()))
+        if not math.isfinite(earliest):
+            return earliest
+        close = (until <= earliest + _RECHECK_S) & self._moves[:n] & (self._asked[:n] != now)
+        for i in np.flatnonzero(close).tolist():
+            f = self.flows[i]
+            if self._covered[i]:
+                self._until[i] = f.link.rate_terms(now, self.capacity)[1]
+            else:
+                self._until[i] = f.link.next_change_s(now)
+            self._asked[i], self._moves[i] = now, f.link.until_moves
+        return min(wake, float(until.min()))
 
     def _wake(self, generation: int) -> None:
         if generation != self._generation:

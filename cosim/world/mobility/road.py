@@ -86,6 +86,20 @@ class RoadSegment:
     def speed_mps(self, t_s: float) -> float:
         return self.speed if self.position_m(t_s) is not None else 0.0
 
+    def motion_change_s(self, t_s: float) -> float:
+        """On a loop road, the next time after t the vehicle jumps from the road's end back to its
+        start (a jump in position: links re-evaluate there, not some time later); inf otherwise."""
+        if not self.wrap:
+            return math.inf
+        if t_s < self.entry_s:
+            return self.entry_s
+        laps = math.floor(self.travelled_m(t_s) / self.length_m) + 1
+        wrap_s = self.entry_s + (laps * self.length_m - self.offset_m) / self.speed
+        while wrap_s <= t_s:   # float rounding at the instant of a wrap: the one after it
+            laps += 1
+            wrap_s = self.entry_s + (laps * self.length_m - self.offset_m) / self.speed
+        return wrap_s
+
 
 class RoadMobility(MobilityConfig):
     kind: Literal["road"]
