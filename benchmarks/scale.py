@@ -17,6 +17,7 @@ events (rows of the trace) and events_per_s (events / engine_s).
 
     .venv/bin/python benchmarks/scale.py --devices 10 100 1000
     .venv/bin/python benchmarks/scale.py --devices 1000 --profile /tmp/scale.prof   # cProfile one run
+    .venv/bin/python benchmarks/scale.py --devices 10 100 1000 10000 --static 1      # every device static
 """
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STATIC_FRACTION = 0.6   # as in scenarios/tiny.yaml: 3 of 5 devices stand still
 
 
-def scenario(devices: int, out_dir: str) -> dict:
+def scenario(devices: int, out_dir: str, static_fraction: float = STATIC_FRACTION) -> dict:
     """The scale scenario for `devices` devices: one round of FedAvg, everyone in it."""
-    static = max(1, round(devices * STATIC_FRACTION)) if devices > 1 else 1
+    static = max(1, round(devices * static_fraction)) if devices > 1 else 1
     groups = [{"count": static, "profile": "jetson-nano"}]
     if devices - static > 0:
         groups.append({"count": devices - static, "profile": "raspberry-pi-4",
@@ -52,7 +53,7 @@ def scenario(devices: int, out_dir: str) -> dict:
     }
 
 
-def run_one(devices: int, profile: str | None) -> dict:
+def run_one(devices: int, profile: str | None, static_fraction: float = STATIC_FRACTION) -> dict:
     """Run one device count in this process and return its row."""
     import torch
 
@@ -86,7 +87,7 @@ def run_one(devices: int, profile: str | None) -> dict:
         return wrapper
 
     Medium._advance, Medium._reallocate = timed(Medium._advance), timed(Medium._reallocate)
-    raw = scenario(devices, "/tmp/cosim-scale")
+    raw = scenario(devices, "/tmp/cosim-scale", static_fraction)
     t0 = time.perf_counter()
     if profile:
         import cProfile
@@ -113,17 +114,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--profile", default=None, help="cProfile the run (one device count) into this file")
+    ap.add_argument("--static", type=float, default=STATIC_FRACTION,
+                    help="fraction of devices standing still (the others drive a loop road: their fading blocks "
+                         "end every few ms, each a re-split of the band)")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # the child process's count
     args = ap.parse_args()
     if args.one is not None:
-        print(json.dumps(run_one(args.one, args.profile)))
+        print(json.dumps(run_one(args.one, args.profile, args.static)))
         return
 
     import pandas as pd
 
     rows = []
     for n in args.devices:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(n)]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(n), "--static", str(args.static)]
         if args.profile:
             cmd += ["--profile", args.profile]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CLIENTS, PER_ROUND, LOCAL_STEPS, BATCH, MAX_LENGTH, LR, TEST_ROWS = 20, 5, 10, 16, 64, 5e-3, 1000
+PAD_MULTIPLE = 8   # cosim's model.pad_multiple default
 
 
 def scenario(rounds: int, workers: str | int = 1) -> dict:
@@ -58,7 +59,8 @@ def run_cosim(rounds: int, workers) -> dict:
 
 def run_plain(rounds: int) -> dict:
     """The same steps as a plain serial loop: transformers + peft, a mean-pooling linear head, one
-    trainable copy per client, FedAvg of the trainable tensors, dynamic padding (HF's "longest"),
+    trainable copy per client, FedAvg of the trainable tensors, dynamic padding to a multiple of 8
+    (HF's `pad_to_multiple_of=8`, what cosim's default bucket padding gives: the same tensor shapes),
     evaluation batches sorted by length (what a careful hand-written loop does)."""
     import numpy as np
     import torch
@@ -102,8 +104,8 @@ def run_plain(rounds: int) -> dict:
     cursors = [0] * CLIENTS
 
     def batch(rows):
-        enc = tok([ds.texts[i] for i in rows], padding="longest", truncation=True, max_length=MAX_LENGTH,
-                  return_tensors="pt")
+        enc = tok([ds.texts[i] for i in rows], padding="longest", pad_to_multiple_of=PAD_MULTIPLE, truncation=True,
+                  max_length=MAX_LENGTH, return_tensors="pt")
         return enc["input_ids"], enc["attention_mask"], torch.from_numpy(ds.labels[rows].astype(np.int64))
 
     @torch.no_grad()

@@ -118,8 +118,9 @@ def _check_memory(sim: Simulation, sc: Scenario, learner: Learner) -> None:
                             "model, or an earlier cut")
     if problems:
         raise ScenarioError(problems)
+    weights = learner.weight_bytes(start, end)   # once: it walks the model's parameter names
     for dev in sim.devices:
-        dev.memory.resident("weights", learner.weight_bytes(start, end))
+        dev.memory.resident("weights", weights)
 
 
 def build(sc: Scenario) -> Simulation:
@@ -194,6 +195,7 @@ def _run_scheme(sim: Simulation, sc: Scenario, entry) -> None:
             sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
             break
         sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
+    sim.settle()
 
 
 def _progress(sc: Scenario, show: bool):

@@ -203,6 +203,16 @@ def _steps(client: str, cursor: tuple, steps: int, step) -> Steps:
     return out
 
 
+def _job_shared(known: dict, job_name: str, args: tuple):
+    """Run job `job_name` with the step costs other workers counted already (a signature is counted
+    once per run, not once per worker); returns (its result, the costs it counted itself)."""
+    meter = _meter()
+    before = set(meter._cache)
+    meter._cache.update(known)
+    result = globals()[job_name](*args)
+    return result, {k: v for k, v in meter._cache.items() if k not in before and k not in known}
+
+
 def _job_score(state: dict, batch_indices: list[int]) -> list[tuple[int, float, int]]:
     """(correct, summed loss, counted) of the held-out batches `batch_indices` under `state`."""
     return _LEARNER.score_batches(state, batch_indices)
@@ -245,7 +255,8 @@ class InlineWorker:
 
 class Workers:
     """`count` workers, each holding `learner`; `submit(job, *args)` returns a future (`.result()`).
-    Jobs go to the workers in turn (round robin), so equal jobs spread evenly."""
+    Forked processes take jobs from one queue, in submission order, as they come free; Ray actors
+    take them in turn (round robin)."""
 
     def __init__(self, learner, count: int, backend: str = "process", address: str | None = None,
                  temp_dir: Path | None = None):
@@ -260,8 +271,9 @@ class Workers:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the tokenizer's own pool is not fork-safe
             _install(learner)   # the forked workers inherit it: the frozen model's pages are shared
             context = multiprocessing.get_context("fork")
-            self._pools = [ProcessPoolExecutor(1, mp_context=context) for _ in range(count)]
-            for f in [pool.submit(_ready) for pool in self._pools]:   # fork them all now, in a known state
+            # one queue for all: a job goes to whichever worker is free
+            self._pool = ProcessPoolExecutor(count, mp_context=context)
+            for f in [self._pool.submit(_ready) for _ in range(count)]:   # fork them all now, in a known state
                 f.result()
         else:
             self._ray_dir = None if address else ray_temp_dir(temp_dir)
@@ -278,16 +290,15 @@ class Workers:
             self._actors = [actor.remote(shared) for _ in range(count)]
 
     def submit(self, job, *args) -> Future | _RayFuture:
+        if self.backend == "process":
+            return self._pool.submit(job, *args)
         i = self._next
         self._next = (i + 1) % self.count
-        if self.backend == "process":
-            return self._pools[i].submit(job, *args)
         return _RayFuture(self._ray, self._actors[i].run.remote(job.__name__, *args))
 
     def close(self) -> None:
         if self.backend == "process":
-            for pool in self._pools:
-                pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
         elif self._ray_started:
             self._ray.shutdown()
             if self._ray_dir is not None:   # the session's sockets and logs: nothing a result needs
@@ -424,6 +435,11 @@ class Ahead:
     def __init__(self, learner, workers: "Workers | InlineWorker", batch_clients: bool = False):
         self.learner, self.workers, self.batch_clients = learner, workers, batch_clients
         self._tickets: dict[tuple[str, str], Ticket] = {}
+        self._known: dict = {}   # step costs counted on any worker, handed to the others
+        self._later: list["PendingScore"] = []   # evaluations waiting to be queued behind training
+
+    def _submit(self, job, *args) -> "_Shared":
+        return _Shared(self, self.workers.submit(_job_shared, dict(self._known), job.__name__, args))
 
     def local_training(self, clients, state: dict, steps: int) -> None:
         """Submit every client's `steps` local steps from `state` (a FedAvg round's clients): one job
@@ -432,30 +448,33 @@ class Ahead:
             n = min(self.workers.count, len(clients))
             for share in (clients[i::n] for i in range(n)):
                 cursors = [self.learner.clients[dev.name].cursor() for dev in share]
-                future = self.workers.submit(_job_train_batched, [dev.name for dev in share], state, steps, cursors)
+                future = self._submit(_job_train_batched, [dev.name for dev in share], state, steps, cursors)
                 for i, (dev, cursor) in enumerate(zip(share, cursors)):
                     self._tickets[(dev.name, "train")] = Ticket(self, dev.name, state, steps, cursor, future, i)
-            return
-        for dev in clients:
-            cursor = self.learner.clients[dev.name].cursor()
-            future = self.workers.submit(_job_train, dev.name, state, steps, cursor)
-            self._tickets[(dev.name, "train")] = Ticket(self, dev.name, state, steps, cursor, future)
+        else:
+            for dev in clients:
+                cursor = self.learner.clients[dev.name].cursor()
+                future = self._submit(_job_train, dev.name, state, steps, cursor)
+                self._tickets[(dev.name, "train")] = Ticket(self, dev.name, state, steps, cursor, future)
+        self._queue_later()
 
     def split_turns(self, clients, bottom_state: dict, top_state: dict, steps: int, cut: int, codec) -> None:
         """Submit every client's SplitFed v1 turn (`_job_split_turn`): its own server-side copy from
         `top_state`, so nothing it computes depends on another client or on the clock."""
         for dev in clients:
             cursor = self.learner.clients[dev.name].cursor()
-            future = self.workers.submit(_job_split_turn, dev.name, bottom_state, top_state, steps, cut, codec, cursor)
+            future = self._submit(_job_split_turn, dev.name, bottom_state, top_state, steps, cut, codec, cursor)
             self._tickets[(dev.name, "split")] = Ticket(self, dev.name, (bottom_state, top_state), steps, cursor,
                                                         future)
+        self._queue_later()
 
     def frozen_forwards(self, clients, method: str, args_of, steps: int) -> None:
         """Submit every client's `steps` frozen forwards `learner.<method>(batch, *args_of(dev))`."""
         for dev in clients:
             cursor, args = self.learner.clients[dev.name].cursor(), tuple(args_of(dev))
-            future = self.workers.submit(_job_forward, dev.name, method, args, steps, cursor)
+            future = self._submit(_job_forward, dev.name, method, args, steps, cursor)
             self._tickets[(dev.name, method)] = Ticket(self, dev.name, args, steps, cursor, future)
+        self._queue_later()
 
     def pending(self, client: str, job: str) -> bool:
         """Whether a ticket for `client`'s `job` waits to be claimed."""
@@ -492,15 +511,64 @@ class Ahead:
         contiguous shards and returned in batch order; None when there is nothing to split."""
         if batches < 2:
             return None
-        n = min(self.workers.count, batches)
-        bounds = [round(i * batches / n) for i in range(n + 1)]
-        shards = [list(range(bounds[i], bounds[i + 1])) for i in range(n)]
-        futures = [self.workers.submit(_job_score, state, shard) for shard in shards]
+        futures = self._score_shards(state, batches, self.workers.count)
         return [s for f in futures for s in f.result()]
+
+    def _score_shards(self, state: dict, batches: int, shards: int) -> list:
+        n = min(shards, batches)
+        bounds = [round(i * batches / n) for i in range(n + 1)]
+        return [self._submit(_job_score, state, list(range(bounds[i], bounds[i + 1]))) for i in range(n)]
+
+    def evaluate_later(self, state: dict) -> "PendingScore":
+        """The held-out evaluation of `state`, queued behind the next steps submitted (so a worker
+        that finishes its clients early scores while the others train), in shards small enough to
+        fill such gaps. `.result()` is (accuracy, mean loss), as `Learner.evaluate` gives."""
+        pending = PendingScore(self, state)
+        self._later.append(pending)
+        return pending
+
+    def _queue_later(self) -> None:
+        for pending in self._later:
+            pending.submit()
+        self._later.clear()
 
     def close(self) -> None:
         self.discard()
         self.workers.close()
+
+
+class _Shared:
+    """A worker's future whose step costs join the run's shared table when collected."""
+
+    def __init__(self, ahead: "Ahead", future):
+        self.ahead, self.future = ahead, future
+
+    def result(self):
+        result, counted = self.future.result()
+        self.ahead._known.update(counted)
+        return result
+
+
+class PendingScore:
+    """An evaluation on the workers (`Ahead.evaluate_later`): per-batch scores in shards, folded in
+    batch order — the same figures `Learner.evaluate` gives here."""
+
+    #: held-out batches per shard (a shard of a 1,000-row split at batch 64: ~1/4 of a client's round)
+    SHARD_BATCHES = 2
+
+    def __init__(self, ahead: "Ahead", state: dict):
+        self.ahead, self.state, self.futures = ahead, state, None
+
+    def submit(self) -> None:
+        if self.futures is None:
+            batches = len(self.ahead.learner._test_batches)
+            self.futures = self.ahead._score_shards(self.state, batches, -(-batches // self.SHARD_BATCHES))
+
+    def result(self) -> tuple[float, float]:
+        from .training import _fold
+
+        self.submit()
+        return _fold(s for f in self.futures for s in f.result())
 
 
 def _same_inputs(a, b) -> bool:

@@ -33,11 +33,18 @@ class Trace:
 
     def record(self, t_start: float, t_end: float, node: str, kind: str, rnd: int | None = None, *, peer: str = "",
                nbytes: int = 0, flops: float = 0.0, energy_j: float = 0.0, mem_bytes: int = 0,
-               detail: str = "") -> None:
+               detail: str = "") -> int:
+        """Append a row; returns its place until the next drain (for `amend`)."""
         declared = events.kind(kind)
         rnd = self.current_round() if rnd is None else rnd
         self.rows.append((float(t_start), float(t_end), node, peer, declared.name, int(rnd), int(nbytes), float(flops),
                           float(energy_j), int(mem_bytes), detail, declared.category))
+        return len(self.rows) - 1
+
+    def amend(self, index: int, detail: str) -> None:
+        """Set the detail of row `index` (recorded since the last drain): an evaluation's result that
+        arrives after the row took its place in the trace."""
+        self.rows[index] = (*self.rows[index][:10], detail, self.rows[index][11])
 
     def drain(self) -> list[tuple]:
         rows, self.rows = self.rows, []
@@ -77,6 +84,7 @@ class Simulation:
         self.stop = stop
         self.trace = Trace(lambda: self.current_round)
         self.round_records: list[RoundRecord] = []
+        self._unsettled: list[tuple] = []   # closed rounds whose evaluation is still running (`settle`)
         self.on_round_end: list[Callable[[RoundRecord], None]] = []
         self._rngs: dict[str, np.random.Generator] = {}
         self.current_round = 0
@@ -154,14 +162,35 @@ class Simulation:
         """Evaluate `state` on the held-out split (a measurement: it takes no simulated time) and
         end the round with the mean training loss. Schemes whose model is not the learner's (a side
         network, a student) pass `evaluate`, a callable returning (accuracy, loss)."""
+        self.settle()
         self.report_leaks(rnd)
-        accuracy, eval_loss = evaluate() if evaluate is not None else self.learner.evaluate(state)
-        self.trace.record(self.now, self.now, "", "eval", rnd, detail=f"accuracy={accuracy:.4f}")
+        ahead = self.learner.ahead
+        if evaluate is None and ahead is not None and self.stop.target_accuracy is None:
+            # scored on the workers while the run goes on; the round's record waits for it (`settle`)
+            measure = ahead.evaluate_later(state).result
+        else:
+            measure = evaluate if evaluate is not None else (lambda: self.learner.evaluate(state))
+        row = self.trace.record(self.now, self.now, "", "eval", rnd)
         losses = list(train_losses)
         loss = sum(losses) / len(losses) if losses else float("nan")
-        if self.learner.task == "causal_lm":  # accuracy is next-token top-1; perplexity = exp(token cross-entropy)
-            extra = {"perplexity": math.exp(eval_loss), **extra}
-        return self.end_round(rnd, loss=loss, accuracy=accuracy, eval_loss=eval_loss, **extra)
+        rec = RoundRecord(rnd, self.now, float(loss), float("nan"), extra)
+        self._unsettled.append((rec, row, measure))
+        if evaluate is not None or ahead is None or self.stop.target_accuracy is not None:
+            self.settle()
+        return rec
+
+    def settle(self) -> None:
+        """Finish the rounds whose evaluation was still running, in order: their accuracy goes into
+        the eval row and the record, and the round ends (the writer flushes)."""
+        while self._unsettled:
+            rec, row, measure = self._unsettled.pop(0)
+            accuracy, eval_loss = measure()
+            self.trace.amend(row, f"accuracy={accuracy:.4f}")
+            extra = {"eval_loss": eval_loss}
+            if self.learner.task == "causal_lm":  # accuracy is next-token top-1; perplexity = exp(token cross-entropy)
+                extra["perplexity"] = math.exp(eval_loss)
+            rec.accuracy, rec.extra = float(accuracy), {**extra, **rec.extra}
+            self._end(rec)
 
     def report_leaks(self, rnd: int) -> None:
         """A received buffer still held when its round closes belongs to a finished exchange that
@@ -176,11 +205,15 @@ class Simulation:
 
     def end_round(self, rnd: int, loss: float, accuracy: float, **extra) -> RoundRecord:
         """Close round `rnd`: store its record and let the writer flush everything so far."""
+        self.settle()
         rec = RoundRecord(rnd, self.now, float(loss), float(accuracy), extra)
+        self._end(rec)
+        return rec
+
+    def _end(self, rec: RoundRecord) -> None:
         self.round_records.append(rec)
         for callback in self.on_round_end:
             callback(rec)
-        return rec
 
     # --- what schemes do ------------------------------------------------------------------------
     def send(self, src, dst, payload, kind: str, rnd: int | None = None, codec=None):
