@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import cosim
-from cosim.learn.accounting import StepMeter
-from cosim.learn.training import Learner
+from _host import torch_timers   # benchmarks/ is this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,18 +24,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
 
-    meters, learners = [], []
-    real_meter_init, real_learner_init = StepMeter.__init__, Learner.__init__
-
-    def meter_init(self, *a, **k):
-        real_meter_init(self, *a, **k)
-        meters.append(self)
-
-    def learner_init(self, *a, **k):
-        real_learner_init(self, *a, **k)
-        learners.append(self)
-
-    StepMeter.__init__, Learner.__init__ = meter_init, learner_init
+    meters, learners = torch_timers()
     t0 = time.perf_counter()
     result = cosim.run(args.scenario, overrides={"scheme.rounds": args.rounds, "outputs.dir": "/tmp/cosim-bench"},
                        progress=False, plots=False)

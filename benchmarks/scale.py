@@ -58,23 +58,11 @@ def run_one(devices: int, profile: str | None, static_fraction: float = STATIC_F
     import torch
 
     import cosim
-    from cosim.learn.accounting import StepMeter
-    from cosim.learn.training import Learner
+    from _host import torch_timers   # benchmarks/ is this script's folder
     from cosim.world.network import Medium
 
     torch.set_num_threads(1)
-    meters, learners = [], []
-    real_meter_init, real_learner_init = StepMeter.__init__, Learner.__init__
-
-    def meter_init(self, *a, **k):
-        real_meter_init(self, *a, **k)
-        meters.append(self)
-
-    def learner_init(self, *a, **k):
-        real_learner_init(self, *a, **k)
-        learners.append(self)
-
-    StepMeter.__init__, Learner.__init__ = meter_init, learner_init
+    meters, learners = torch_timers()
     network_s = [0.0]
 
     def timed(method):

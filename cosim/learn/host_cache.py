@@ -44,10 +44,13 @@ class HostCache:
         self.bytes = 0
         self.hits = self.misses = 0
 
-    def get(self, key: Hashable, compute: Callable[[], object]):
-        """`compute()`'s result, from the cache when `key` was computed before."""
+    def get(self, key: Hashable | Callable[[], Hashable], compute: Callable[[], object]):
+        """`compute()`'s result, from the cache when `key` was computed before. `key` may be a
+        callable: then it is derived only when the cache is in use (hashing tokens costs)."""
         if self.budget_bytes <= 0 or measuring():
             return compute()
+        if callable(key):
+            key = key()
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)

@@ -156,7 +156,8 @@ class Learner:
         def run():
             with adapters_disabled(self.model, 0, cut):
                 return self.model(batch.input_ids, batch.attention_mask, start=0, end=cut)
-        return self.host_cache.get(("frozen_forward", cut, tokens_key(batch.input_ids, batch.attention_mask)), run)
+        return self.host_cache.get(lambda: ("frozen_forward", cut, tokens_key(batch.input_ids, batch.attention_mask)),
+                                   run)
 
     def next_indexed_batch(self, client: str) -> tuple[Batch, np.ndarray]:
         """The client's next batch and the dataset row index of each sample (a cache key)."""
@@ -174,7 +175,8 @@ class Learner:
         def run():
             with adapters_disabled(self.model, 0, None):
                 return self.model.layer_outputs(batch.input_ids, batch.attention_mask, end=end)
-        outputs = self.host_cache.get(("layer_outputs", end, tokens_key(batch.input_ids, batch.attention_mask)), run)
+        outputs = self.host_cache.get(lambda: ("layer_outputs", end, tokens_key(batch.input_ids, batch.attention_mask)),
+                                      run)
         return [outputs[i] for i in layers]
 
     @torch.no_grad()
@@ -205,10 +207,9 @@ class Learner:
         shards, and summed here in batch order: the same figures."""
         t0 = time.perf_counter()
         try:
-            scores = self.ahead.score(state, len(self._test_batches)) if self.ahead is not None else None
-            if scores is None:
-                scores = self.score_batches(state, range(len(self._test_batches)))
-            return _fold(scores)
+            if self.ahead is not None:
+                return self.ahead.evaluate(state)
+            return _fold(self.score_batches(state, range(len(self._test_batches))))
         finally:
             self.eval_host_s += time.perf_counter() - t0
 

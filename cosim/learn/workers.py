@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .accounting import StepCost, StepMeter
+from .activation import Activation
 
 BACKENDS = ("process", "ray")
 
@@ -50,9 +51,10 @@ _LEARNER = None
 _METER: StepMeter | None = None
 
 
-def _install(learner) -> None:
+def _install(learner, one_thread: bool = True) -> None:
     global _LEARNER, _METER
-    torch.set_num_threads(1)   # one thread per worker: the workers are the parallelism
+    if one_thread:   # one thread per worker process: the workers are the parallelism
+        torch.set_num_threads(1)
     _LEARNER, _METER = learner, None
 
 
@@ -158,8 +160,6 @@ def _job_split_turn(client: str, bottom_state: dict, top_state: dict, steps: int
         return meter.run(meter.signature(fn, args, {}), fn, *args)
 
     def one(batch):
-        from .activation import Activation
-
         hidden, fwd = counted(bottom.bottom_forward, batch, cut)
         act = _as_received(codec, Activation.of(hidden, batch))
         (loss, grad), train = counted(top.top_step, act.hidden, act.mask, act.labels, cut)
@@ -244,7 +244,7 @@ class InlineWorker:
     count = 1
 
     def __init__(self, learner):
-        _install(learner)
+        _install(learner, one_thread=False)   # this process keeps runtime.torch_threads
 
     def submit(self, job, *args) -> _Done:
         return _Done(job(*args))
@@ -506,18 +506,14 @@ class Ahead:
         """Forget the tickets nobody claimed (clients whose download was dropped)."""
         self._tickets.clear()
 
-    def score(self, state: dict, batches: int) -> list[tuple[int, float, int]] | None:
-        """Per-batch scores of the held-out batches under `state`, split over the workers in
-        contiguous shards and returned in batch order; None when there is nothing to split."""
-        if batches < 2:
-            return None
-        futures = self._score_shards(state, batches, self.workers.count)
-        return [s for f in futures for s in f.result()]
-
     def _score_shards(self, state: dict, batches: int, shards: int) -> list:
         n = min(shards, batches)
         bounds = [round(i * batches / n) for i in range(n + 1)]
         return [self._submit(_job_score, state, list(range(bounds[i], bounds[i + 1]))) for i in range(n)]
+
+    def evaluate(self, state: dict) -> tuple[float, float]:
+        """(accuracy, mean loss) of `state`, scored on the workers now."""
+        return PendingScore(self, state).result()
 
     def evaluate_later(self, state: dict) -> "PendingScore":
         """The held-out evaluation of `state`, queued behind the next steps submitted (so a worker

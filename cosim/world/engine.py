@@ -165,8 +165,10 @@ class Simulation:
         self.settle()
         self.report_leaks(rnd)
         ahead = self.learner.ahead
-        if evaluate is None and ahead is not None and self.stop.target_accuracy is None:
-            # scored on the workers while the run goes on; the round's record waits for it (`settle`)
+        # scored on the workers while the run goes on, the round's record waiting for it (`settle`),
+        # unless the stop rule needs the accuracy now
+        deferred = evaluate is None and ahead is not None and self.stop.target_accuracy is None
+        if deferred:
             measure = ahead.evaluate_later(state).result
         else:
             measure = evaluate if evaluate is not None else (lambda: self.learner.evaluate(state))
@@ -175,7 +177,7 @@ class Simulation:
         loss = sum(losses) / len(losses) if losses else float("nan")
         rec = RoundRecord(rnd, self.now, float(loss), float("nan"), extra)
         self._unsettled.append((rec, row, measure))
-        if evaluate is not None or ahead is None or self.stop.target_accuracy is not None:
+        if not deferred:
             self.settle()
         return rec
 
