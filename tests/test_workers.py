@@ -136,3 +136,63 @@ def test_batched_clients_charge_the_same_steps_and_learn_the_same_within_toleran
         assert (runs[label].rounds.accuracy - runs["one"].rounds.accuracy).abs().max() <= 0.02
         assert (runs[label].rounds.loss - runs["one"].rounds.loss).abs().max() <= 1e-3
     assert len(claimed) == 2 * 2 * 3 and all(t is not None for t in claimed)   # all batched, none refused
+
+
+def test_a_held_evaluation_row_keeps_its_place_and_stops_the_drain_until_amended():
+    """Rows after an evaluation still being scored wait with it: the writer never writes it unfilled."""
+    from cosim.world.engine import Trace
+
+    trace = Trace()
+    trace.record(0, 1, "d0", "train")
+    held = trace.record(1, 1, "", "eval", hold=True)
+    trace.record(1, 2, "d0", "train")
+    assert [r[4] for r in trace.drain()] == ["train"]
+    trace.record(2, 3, "d0", "train")
+    assert trace.drain() == []
+    trace.amend(held, "accuracy=0.5000")
+    rows = trace.drain()
+    assert [(r[4], r[10]) for r in rows] == [("eval", "accuracy=0.5000"), ("train", ""), ("train", "")]
+
+
+def test_closing_a_round_does_not_wait_for_the_previous_rounds_score(tmp_path):
+    """With workers, round r's close queues its evaluation and goes on; rounds end in order once their
+    scores are in, and the end of the run waits for all of them."""
+    from cosim.world.engine import Simulation, StopRule
+
+    class Pending:
+        def __init__(self, value):
+            self.value, self.ready = value, False
+
+        def done(self):
+            return self.ready
+
+        def result(self):
+            return self.value, 1.0
+
+    class FakeAhead:
+        def __init__(self):
+            self.pending, self.queued = [], 0
+
+        def evaluate_later(self, state):
+            self.pending.append(Pending(state))
+            return self.pending[-1]
+
+        def queue_later(self):
+            self.queued += 1
+
+    class FakeLearner:
+        task, ahead = "classification", FakeAhead()
+
+    sim = Simulation(0, StopRule(rounds=3))
+    sim.learner = FakeLearner()
+    ended = []
+    sim.on_round_end.append(lambda rec: ended.append(rec.round))
+    sim.close_round(1, 0.25, [1.0])
+    sim.close_round(2, 0.5, [1.0])   # round 1's score is not in: nothing waits, nothing ends
+    assert ended == []
+    sim.learner.ahead.pending[0].ready = True
+    sim.close_round(3, 0.75, [1.0])
+    assert ended == [1]
+    sim.settle()   # the end of the run: every score
+    assert ended == [1, 2, 3] and [r.accuracy for r in sim.round_records] == [0.25, 0.5, 0.75]
+    assert sim.learner.ahead.queued == 1

@@ -226,6 +226,10 @@ class _RayFuture:
     def result(self):
         return self._ray.get(self._ref)
 
+    def done(self) -> bool:
+        ready, _ = self._ray.wait([self._ref], timeout=0)
+        return bool(ready)
+
 
 class _Done:
     """A future already resolved (the inline worker)."""
@@ -235,6 +239,9 @@ class _Done:
 
     def result(self):
         return self._value
+
+    def done(self) -> bool:
+        return True
 
 
 class InlineWorker:
@@ -456,7 +463,7 @@ class Ahead:
                 cursor = self.learner.clients[dev.name].cursor()
                 future = self._submit(_job_train, dev.name, state, steps, cursor)
                 self._tickets[(dev.name, "train")] = Ticket(self, dev.name, state, steps, cursor, future)
-        self._queue_later()
+        self.queue_later()
 
     def split_turns(self, clients, bottom_state: dict, top_state: dict, steps: int, cut: int, codec) -> None:
         """Submit every client's SplitFed v1 turn (`_job_split_turn`): its own server-side copy from
@@ -466,7 +473,7 @@ class Ahead:
             future = self._submit(_job_split_turn, dev.name, bottom_state, top_state, steps, cut, codec, cursor)
             self._tickets[(dev.name, "split")] = Ticket(self, dev.name, (bottom_state, top_state), steps, cursor,
                                                         future)
-        self._queue_later()
+        self.queue_later()
 
     def frozen_forwards(self, clients, method: str, args_of, steps: int) -> None:
         """Submit every client's `steps` frozen forwards `learner.<method>(batch, *args_of(dev))`."""
@@ -474,7 +481,7 @@ class Ahead:
             cursor, args = self.learner.clients[dev.name].cursor(), tuple(args_of(dev))
             future = self._submit(_job_forward, dev.name, method, args, steps, cursor)
             self._tickets[(dev.name, method)] = Ticket(self, dev.name, args, steps, cursor, future)
-        self._queue_later()
+        self.queue_later()
 
     def pending(self, client: str, job: str) -> bool:
         """Whether a ticket for `client`'s `job` waits to be claimed."""
@@ -507,9 +514,13 @@ class Ahead:
         self._tickets.clear()
 
     def _score_shards(self, state: dict, batches: int, shards: int) -> list:
+        """Futures of the shards in batch order, submitted longest first: the held-out batches are
+        sorted by length, so the last shards are the heaviest and the light ones fill the gaps."""
         n = min(shards, batches)
         bounds = [round(i * batches / n) for i in range(n + 1)]
-        return [self._submit(_job_score, state, list(range(bounds[i], bounds[i + 1]))) for i in range(n)]
+        futures = {i: self._submit(_job_score, state, list(range(bounds[i], bounds[i + 1])))
+                   for i in reversed(range(n))}
+        return [futures[i] for i in range(n)]
 
     def evaluate(self, state: dict) -> tuple[float, float]:
         """(accuracy, mean loss) of `state`, scored on the workers now."""
@@ -523,7 +534,8 @@ class Ahead:
         self._later.append(pending)
         return pending
 
-    def _queue_later(self) -> None:
+    def queue_later(self) -> None:
+        """Submit the evaluations waiting to be queued behind training (`evaluate_later`)."""
         for pending in self._later:
             pending.submit()
         self._later.clear()
@@ -559,6 +571,10 @@ class PendingScore:
         if self.futures is None:
             batches = len(self.ahead.learner._test_batches)
             self.futures = self.ahead._score_shards(self.state, batches, -(-batches // self.SHARD_BATCHES))
+
+    def done(self) -> bool:
+        """Whether every shard's scores are in (`result` would not wait)."""
+        return self.futures is not None and all(f.future.done() for f in self.futures)
 
     def result(self) -> tuple[float, float]:
         from .training import _fold

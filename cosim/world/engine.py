@@ -30,24 +30,35 @@ class Trace:
     def __init__(self, current_round: Callable[[], int] = lambda: 0):
         self.rows: list[tuple] = []
         self.current_round = current_round
+        self._base = 0   # the absolute index of rows[0] (rows before it were drained)
+        self._held: set[int] = set()   # rows awaiting `amend`: a drain stops before the first
 
     def record(self, t_start: float, t_end: float, node: str, kind: str, rnd: int | None = None, *, peer: str = "",
                nbytes: int = 0, flops: float = 0.0, energy_j: float = 0.0, mem_bytes: int = 0,
-               detail: str = "") -> int:
-        """Append a row; returns its place until the next drain (for `amend`)."""
+               detail: str = "", hold: bool = False) -> int:
+        """Append a row; returns its index for `amend`. A row recorded with `hold` (an evaluation
+        whose result is still being computed) stays, with every row after it, until amended."""
         declared = events.kind(kind)
         rnd = self.current_round() if rnd is None else rnd
         self.rows.append((float(t_start), float(t_end), node, peer, declared.name, int(rnd), int(nbytes), float(flops),
                           float(energy_j), int(mem_bytes), detail, declared.category))
-        return len(self.rows) - 1
+        index = self._base + len(self.rows) - 1
+        if hold:
+            self._held.add(index)
+        return index
 
     def amend(self, index: int, detail: str) -> None:
-        """Set the detail of row `index` (recorded since the last drain): an evaluation's result that
-        arrives after the row took its place in the trace."""
-        self.rows[index] = (*self.rows[index][:10], detail, self.rows[index][11])
+        """Set the detail of row `index` (held since it was recorded) and release it: an
+        evaluation's result that arrives after the row took its place in the trace."""
+        i = index - self._base
+        self.rows[i] = (*self.rows[i][:10], detail, self.rows[i][11])
+        self._held.discard(index)
 
     def drain(self) -> list[tuple]:
-        rows, self.rows = self.rows, []
+        """The rows recorded since the last drain, up to the first one still held."""
+        cut = min(self._held) - self._base if self._held else len(self.rows)
+        rows, self.rows = self.rows[:cut], self.rows[cut:]
+        self._base += cut
         return rows
 
 
@@ -162,17 +173,17 @@ class Simulation:
         """Evaluate `state` on the held-out split (a measurement: it takes no simulated time) and
         end the round with the mean training loss. Schemes whose model is not the learner's (a side
         network, a student) pass `evaluate`, a callable returning (accuracy, loss)."""
-        self.settle()
-        self.report_leaks(rnd)
         ahead = self.learner.ahead
         # scored on the workers while the run goes on, the round's record waiting for it (`settle`),
         # unless the stop rule needs the accuracy now
         deferred = evaluate is None and ahead is not None and self.stop.target_accuracy is None
+        self.settle(wait=not deferred)   # earlier rounds whose scores are in; the run never waits for one
+        self.report_leaks(rnd)
         if deferred:
-            measure = ahead.evaluate_later(state).result
+            measure = ahead.evaluate_later(state)
         else:
             measure = evaluate if evaluate is not None else (lambda: self.learner.evaluate(state))
-        row = self.trace.record(self.now, self.now, "", "eval", rnd)
+        row = self.trace.record(self.now, self.now, "", "eval", rnd, hold=True)
         losses = list(train_losses)
         loss = sum(losses) / len(losses) if losses else float("nan")
         rec = RoundRecord(rnd, self.now, float(loss), float("nan"), extra)
@@ -181,12 +192,18 @@ class Simulation:
             self.settle()
         return rec
 
-    def settle(self) -> None:
+    def settle(self, wait: bool = True) -> None:
         """Finish the rounds whose evaluation was still running, in order: their accuracy goes into
-        the eval row and the record, and the round ends (the writer flushes)."""
+        the eval row and the record, and the round ends (the writer flushes). With `wait=False`
+        only those whose scores are all in (a deferred evaluation: `PendingScore.done`)."""
+        if wait and self.learner is not None and self.learner.ahead is not None:
+            self.learner.ahead.queue_later()   # every evaluation on the workers before waiting for the first
         while self._unsettled:
-            rec, row, measure = self._unsettled.pop(0)
-            accuracy, eval_loss = measure()
+            rec, row, measure = self._unsettled[0]
+            if not wait and not getattr(measure, "done", lambda: True)():
+                return
+            self._unsettled.pop(0)
+            accuracy, eval_loss = measure.result() if hasattr(measure, "result") else measure()
             self.trace.amend(row, f"accuracy={accuracy:.4f}")
             extra = {"eval_loss": eval_loss}
             if self.learner.task == "causal_lm":  # accuracy is next-token top-1; perplexity = exp(token cross-entropy)

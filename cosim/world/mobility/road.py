@@ -17,7 +17,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
-from scipy.stats import truncnorm
 
 from ...config import Vec2
 from .base import MobilityConfig, shared_rng
@@ -43,6 +42,8 @@ def draw_speed_mps(rng: np.random.Generator, low_mps: float, high_mps: float, di
     mean = (low_mps + high_mps) / 2 if mean_mps is None else float(mean_mps)
     std = (high_mps - low_mps) / 4 if std_mps is None else float(std_mps)
     a, b = (low_mps - mean) / std, (high_mps - mean) / std
+    from scipy.stats import truncnorm   # here: scipy.stats costs half a second to import
+
     return float(truncnorm.rvs(a, b, loc=mean, scale=std, random_state=rng))
 
 
