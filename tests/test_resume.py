@@ -1,0 +1,132 @@
+"""Checkpoint and resume (cosim.checkpoint): a run stopped after round k and resumed ends with the
+same tables, byte for byte, as a run that never stopped — for a FedAvg, a split and a pipelined
+scheme; a scheme that cannot resume says so; a checkpoint builds only what it may."""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import cosim
+from cosim import checkpoint
+from cosim.cli import EXIT_BAD_INPUT, main
+from cosim.scenario import ScenarioError
+from conftest import ROOT, tiny_scenario
+
+TABLES = ("rounds.csv", "events.parquet", "nodes.csv")
+
+#: scheme families: FedAvg over moving devices, SplitFed v2 (a shared server model and its
+#: optimizer carried across rounds), SplitFrozen (pipelined rounds, one shared LoRA server model)
+FAMILIES = {
+    "fedavg": {},
+    "splitfed": {"name": "splitfed", "variant": "v2", "cut_layer": 1},
+    "splitfrozen": {"name": "splitfrozen", "cut_layer": 1},
+}
+
+
+def _scenario(tmp_path: Path, family: str, rounds: int = 4, **runtime) -> dict:
+    raw = tiny_scenario(tmp_path)
+    raw["devices"] = [{"count": 2, "profile": "jetson-nano"},
+                      {"count": 2, "profile": "raspberry-pi-4", "mobility": {"kind": "road", "speed_mps": [15, 25],
+                                                                              "wrap": True}}]
+    raw["scheme"] = {**raw["scheme"], **FAMILIES[family], "rounds": rounds}
+    raw["runtime"] = runtime
+    return raw
+
+
+class _Stop(Exception):
+    pass
+
+
+def _run_stopped_after(raw: dict, k: int, monkeypatch) -> Path:
+    """Run `raw` in this process and stop it (an exception) right after round k's checkpoint step."""
+    boundary = checkpoint.Checkpoints.boundary
+
+    def stop_after(self, sim, state):
+        boundary(self, sim, state)
+        if sim.current_round == k:
+            raise _Stop
+
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint.Checkpoints, "boundary", stop_after)
+        with pytest.raises(_Stop):
+            cosim.run(raw, progress=False, plots=False)
+    (run_dir,) = Path(raw["outputs"]["dir"]).glob("*/*")
+    return run_dir
+
+
+def _same_tables(a: Path, b: Path) -> None:
+    for name in TABLES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_run_stopped_after_a_round_and_resumed_writes_the_tables_of_one_that_never_stopped(
+        tmp_path, monkeypatch, family):
+    full = cosim.run(_scenario(tmp_path / "full", family), progress=False, plots=False)
+    run_dir = _run_stopped_after(_scenario(tmp_path / "cut", family), 2, monkeypatch)
+    assert (run_dir / checkpoint.FILE).is_file() and not (run_dir / "events.parquet").exists()
+    resumed = cosim.run(resume=run_dir, progress=False, plots=False)
+    assert resumed.dir == run_dir and resumed.summary["rounds"] == 4
+    _same_tables(full.dir, run_dir)
+    assert not (run_dir / checkpoint.FILE).exists()   # a finished run keeps no checkpoint
+
+
+def test_rows_written_after_the_last_checkpoint_are_written_once_more_not_twice(tmp_path, monkeypatch):
+    """Checkpoints at most every hour of wall time: only round 1's is on disk when the run stops
+    after round 3; the resumed run drops rounds 2-3's rows and writes them again."""
+    full = cosim.run(_scenario(tmp_path / "full", "fedavg"), progress=False, plots=False)
+    run_dir = _run_stopped_after(_scenario(tmp_path / "cut", "fedavg", checkpoint_every_s=3600), 3, monkeypatch)
+    assert checkpoint.read(run_dir)["round"] == 1
+    cosim.run(resume=run_dir, progress=False, plots=False)
+    _same_tables(full.dir, run_dir)
+
+
+def test_a_finished_run_resumes_to_itself(tmp_path):
+    done = cosim.run(_scenario(tmp_path, "fedavg", rounds=1), progress=False, plots=False)
+    again = cosim.run(resume=done.dir, progress=False, plots=False)
+    assert again.rounds.equals(done.rounds)
+
+
+def test_a_scheme_whose_rounds_do_not_checkpoint_refuses_to_resume(tmp_path, monkeypatch):
+    raw = tiny_scenario(tmp_path)
+    raw["scheme"] = {**raw["scheme"], "name": "split", "cut_layer": 1, "rounds": 3}
+    monkeypatch.setattr(cosim.results.RunWriter, "finish", lambda self, sim: (_ for _ in ()).throw(_Stop()))
+    with pytest.raises(_Stop):
+        cosim.run(raw, progress=False, plots=False)
+    (run_dir,) = Path(raw["outputs"]["dir"]).glob("*/*")
+    with pytest.raises(ScenarioError, match="scheme 'split' does not checkpoint its rounds"):
+        cosim.run(resume=run_dir, progress=False, plots=False)
+
+
+def test_resume_on_the_command_line_and_its_refusals(tmp_path, monkeypatch, capsys):
+    run_dir = _run_stopped_after(_scenario(tmp_path, "fedavg", rounds=2), 1, monkeypatch)
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--no-plots"]) == 0
+    assert "2 rounds" in capsys.readouterr().out
+    assert main(["run", "--resume", str(tmp_path), "--quiet"]) == EXIT_BAD_INPUT
+    assert "is not a run folder" in capsys.readouterr().err
+    assert main(["run", "--resume", str(run_dir), "--set", "seed=2"]) == EXIT_BAD_INPUT
+    assert main(["run"]) == EXIT_BAD_INPUT
+
+
+class _Shell:
+    def __reduce__(self):
+        return os.system, ("echo pwned",)
+
+
+def test_a_tampered_checkpoint_builds_nothing_it_may_not(tmp_path, monkeypatch):
+    run_dir = _run_stopped_after(_scenario(tmp_path, "fedavg", rounds=2), 1, monkeypatch)
+    payload = checkpoint.read(run_dir)
+    payload["world"] = pickle.dumps(_Shell())
+    torch.save(payload, run_dir / checkpoint.FILE)
+    with pytest.raises(ScenarioError, match="may not build"):
+        cosim.run(resume=run_dir, progress=False, plots=False)
