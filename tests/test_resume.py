@@ -130,3 +130,36 @@ def test_a_tampered_checkpoint_builds_nothing_it_may_not(tmp_path, monkeypatch):
     torch.save(payload, run_dir / checkpoint.FILE)
     with pytest.raises(ScenarioError, match="may not build"):
         cosim.run(resume=run_dir, progress=False, plots=False)
+
+
+def _killed_after(raw: dict, k: int, tmp_path: Path) -> Path:
+    """Run `raw` with the command line in a process of its own and SIGKILL it as soon as
+    rounds.csv shows k finished rounds."""
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", str(path), "--quiet", "--no-plots"], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = list(Path(raw["outputs"]["dir"]).glob("*/*/rounds.csv"))
+            if found and len(found[0].read_text().splitlines()) >= k + 2:   # header, round 0, rounds 1..k
+                break
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return found[0].parent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_run_killed_after_a_round_and_resumed_writes_the_tables_of_one_that_never_stopped(tmp_path, family):
+    rounds = 12
+    full = cosim.run(_scenario(tmp_path / "full", family, rounds), progress=False, plots=False)
+    run_dir = _killed_after(_scenario(tmp_path / "cut", family, rounds), 2, tmp_path)
+    assert not (run_dir / "events.parquet").exists()
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--no-plots"]) == 0
+    _same_tables(full.dir, run_dir)
