@@ -106,7 +106,7 @@ def _cmd_sweep(args) -> int:
     grid = dict(parse_grid(g) for g in args.grid or [])
     try:
         table = sweep(args.scenario, grid or None, _overrides(args.set), backend=args.backend, workers=args.workers,
-                      address=args.address, progress=False if args.quiet else None)
+                      address=args.address, progress=False if args.quiet else None, resume=args.resume)
     except SweepError as err:  # some runs failed: the others are in the folder
         for line in err.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -166,6 +166,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--address", metavar="ADDR", help="a running Ray cluster (--backend ray); default: start a "
                    "local Ray for this sweep")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("--resume", metavar="SWEEP_DIR", help="continue this interrupted sweep (same scenario, grid and "
+                   "--set): finished points are kept, a point that was running resumes from its checkpoint")
     w.set_defaults(fn=_cmd_sweep)
     s = sub.add_parser("schemes", help="list the schemes")
     s.set_defaults(fn=_cmd_schemes)

@@ -143,23 +143,26 @@ def build(sc: Scenario) -> Simulation:
 
 
 def run(scenario=None, overrides: dict[str, Any] | None = None, *, progress: bool | None = None,
-        plots: bool = True, resume=None) -> Result:
+        plots: bool = True, resume=None, started=None) -> Result:
     """Run a scenario (path, dict or Scenario) with dotted overrides; returns a Result.
 
     `resume=RUN_DIR` continues the run in that folder from its checkpoint (cosim.checkpoint), as if
-    it had never stopped: same folder, the rounds and events already written kept, none twice."""
+    it had never stopped: same folder, the rounds and events already written kept, none twice.
+    `started(run_dir)` is called once the run folder exists (a sweep notes it, to resume a point)."""
     if resume is not None:
         if scenario is not None or overrides:
             raise ScenarioError(["resume: a resumed run takes its scenario from the run folder; give no scenario "
                                  "or overrides"])
-        return _resume(Path(resume), progress=progress, plots=plots)
+        return _resume(Path(resume), progress=progress, plots=plots, started=started)
     sc = load(scenario, overrides)
     sim = build(sc)
     writer = RunWriter(new_run_dir(Path(sc.outputs.dir), sc.name, sc.seed), sc.to_yaml(), sc.scheme.name, sc.name)
+    if started is not None:
+        started(writer.dir)
     return _run(sim, sc, writer, progress=progress, plots=plots)
 
 
-def _resume(run_dir: Path, *, progress, plots) -> Result:
+def _resume(run_dir: Path, *, progress, plots, started=None) -> Result:
     """Rebuild the world from the folder's scenario, put the checkpoint back, go on (cosim.checkpoint)."""
     if (run_dir / "events.parquet").is_file() and not (run_dir / "events.parts").is_dir():
         return load_run(run_dir)   # finished: nothing left to do
@@ -180,6 +183,8 @@ def _resume(run_dir: Path, *, progress, plots) -> Result:
         raise ScenarioError([f"resume: {err}"]) from None
     writer = RunWriter(run_dir, scenario_file.read_text(), sc.scheme.name, sc.name)
     writer.resume_at(payload["writer"], sim.round_records)
+    if started is not None:
+        started(writer.dir)
     return _run(sim, sc, writer, progress=progress, plots=plots, resumed=True)
 
 

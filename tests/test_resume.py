@@ -163,3 +163,42 @@ def test_a_run_killed_after_a_round_and_resumed_writes_the_tables_of_one_that_ne
     assert not (run_dir / "events.parquet").exists()
     assert main(["run", "--resume", str(run_dir), "--quiet", "--no-plots"]) == 0
     _same_tables(full.dir, run_dir)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_keeping_finished_points_and_resuming_the_running_one(tmp_path):
+    """Point 0 (2 rounds) finishes; point 1 (12 rounds) is killed after round 3 with the sweep;
+    `cosim sweep --resume` keeps point 0 and resumes point 1 to the tables of a run that never stopped."""
+    raw = _scenario(tmp_path, "fedavg", rounds=2)
+    raw["sweep"] = {"grid": {"scheme.rounds": [2, 12]}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    results = Path(raw["outputs"]["dir"])
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "sweep", str(path), "--quiet", "--workers", "1"],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            lines = [len(p.read_text().splitlines()) for p in results.glob("tiny/*-seed1*/rounds.csv")]
+            if any(n >= 5 for n in lines):   # point 0 has 2 rounds (4 lines); point 1 finished round 3
+                break
+            time.sleep(0.005)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (sweep_dir,) = results.glob("tiny/sweep-*")
+    finished_before = Path(pd_read(sweep_dir / "sweep.csv").run_dir[0])
+    assert main(["sweep", str(path), "--quiet", "--workers", "1", "--resume", str(sweep_dir)]) == 0
+    table = pd_read(sweep_dir / "sweep.csv")
+    assert list(table.point) == [0, 1] and list(table.rounds) == [2, 12]
+    assert Path(table.run_dir[0]) == finished_before               # not run again
+    assert len(list(results.glob("tiny/*-seed1*"))) == 2          # and point 1 resumed in its own folder
+    full = cosim.run(_scenario(tmp_path / "full", "fedavg", rounds=12), progress=False, plots=False)
+    _same_tables(full.dir, Path(table.run_dir[1]))
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
