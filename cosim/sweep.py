@@ -119,7 +119,8 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
         else:
             _run_ray(raws, workers, address, out, finished)
     except ScenarioError:  # no cluster at that address: nothing ran, leave no folder
-        if not any(out.iterdir()):
+        if resume is None and {p.name for p in out.iterdir()} <= {POINTS_FILE}:
+            (out / POINTS_FILE).unlink(missing_ok=True)
             out.rmdir()
         raise
     finally:
