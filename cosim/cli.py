@@ -20,8 +20,19 @@ def _overrides(pairs: list[str]) -> dict:
 def _cmd_run(args) -> int:
     from .run import run
 
-    result = run(args.scenario, _overrides(args.set), progress=False if args.quiet else None,
-                 plots=not args.no_plots)
+    if (args.scenario is None) == (args.resume is None):
+        from .scenario import ScenarioError
+
+        raise ScenarioError(["cosim run: give a scenario, or --resume RUN_DIR (not both)"])
+    if args.resume is not None:   # the scenario comes from the run folder
+        if args.set:
+            from .scenario import ScenarioError
+
+            raise ScenarioError(["cosim run --resume: a resumed run keeps its scenario; --set is not allowed"])
+        result = run(resume=args.resume, progress=False if args.quiet else None, plots=not args.no_plots)
+    else:
+        result = run(args.scenario, _overrides(args.set), progress=False if args.quiet else None,
+                     plots=not args.no_plots)
     s = result.summary
     print(f"{s['name']} ({s['scheme']}): {s['rounds']} rounds, simulated {s['sim_time_s']:.1f} s, "
           f"final accuracy {s['final_accuracy']:.3f}"
@@ -95,7 +106,7 @@ def _cmd_sweep(args) -> int:
     grid = dict(parse_grid(g) for g in args.grid or [])
     try:
         table = sweep(args.scenario, grid or None, _overrides(args.set), backend=args.backend, workers=args.workers,
-                      address=args.address, progress=False if args.quiet else None)
+                      address=args.address, progress=False if args.quiet else None, resume=args.resume)
     except SweepError as err:  # some runs failed: the others are in the folder
         for line in err.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -119,8 +130,10 @@ def _cmd_plot(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cosim", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a scenario")
-    r.add_argument("scenario")
+    r = sub.add_parser("run", help="run a scenario, or resume a run folder from its checkpoint")
+    r.add_argument("scenario", nargs="?")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue this run folder from its last checkpoint "
+                   "(schemes whose rounds checkpoint: fedavg, fedlora, splitfed, splitlora, splitfrozen)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. scheme.rounds=3")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-plots", action="store_true")
@@ -153,6 +166,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--address", metavar="ADDR", help="a running Ray cluster (--backend ray); default: start a "
                    "local Ray for this sweep")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("--resume", metavar="SWEEP_DIR", help="continue this interrupted sweep (same scenario, grid and "
+                   "--set): finished points are kept, a point that was running resumes from its checkpoint")
     w.set_defaults(fn=_cmd_sweep)
     s = sub.add_parser("schemes", help="list the schemes")
     s.set_defaults(fn=_cmd_schemes)

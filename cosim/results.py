@@ -177,6 +177,27 @@ class RunWriter:
         summary = summarize(sim, nodes, self.scheme, self.name, time.perf_counter() - self._t0)
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
+    def offsets(self) -> dict:
+        """How far the folder is written (a checkpoint keeps it; `resume_at` goes back to it)."""
+        decisions = self.dir / "decisions.csv"
+        return {"part": self._part, "rounds_written": self._rounds_written,
+                "decisions_bytes": decisions.stat().st_size if decisions.is_file() else 0}
+
+    def resume_at(self, offsets: dict, records: list[RoundRecord]) -> None:
+        """Continue a folder from a checkpoint's `offsets`: what was written after it (event parts,
+        decisions, rounds) is dropped, to be written again by the resumed run exactly once."""
+        self._part, self._rounds_written = offsets["part"], offsets["rounds_written"]
+        for p in self.parts.glob("part-*.parquet"):
+            if int(p.stem.split("-")[1]) > self._part:
+                p.unlink()
+        decisions = self.dir / "decisions.csv"
+        if decisions.is_file():
+            with open(decisions, "r+b") as f:
+                f.truncate(offsets["decisions_bytes"])
+            if offsets["decisions_bytes"] == 0:
+                decisions.unlink()
+        rounds_frame(records).to_csv(self.dir / "rounds.csv", index=False)
+
     def finish(self, sim: Simulation) -> None:
         """Last flush, then merge the event parts into events.parquet."""
         self.flush(sim)

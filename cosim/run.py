@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import checkpoint
 from .control import ControlLoop, build_controller
 from .learn.accounting import StepMeter
 from .learn.adapters import add_lora, train_all
@@ -141,27 +142,71 @@ def build(sc: Scenario) -> Simulation:
     return sim
 
 
-def run(scenario, overrides: dict[str, Any] | None = None, *, progress: bool | None = None,
-        plots: bool = True) -> Result:
-    """Run a scenario (path, dict or Scenario) with dotted overrides; returns a Result."""
+def run(scenario=None, overrides: dict[str, Any] | None = None, *, progress: bool | None = None,
+        plots: bool = True, resume=None, started=None) -> Result:
+    """Run a scenario (path, dict or Scenario) with dotted overrides; returns a Result.
+
+    `resume=RUN_DIR` continues the run in that folder from its checkpoint (cosim.checkpoint), as if
+    it had never stopped: same folder, the rounds and events already written kept, none twice.
+    `started(run_dir)` is called once the run folder exists (a sweep notes it, to resume a point)."""
+    if resume is not None:
+        if scenario is not None or overrides:
+            raise ScenarioError(["resume: a resumed run takes its scenario from the run folder; give no scenario "
+                                 "or overrides"])
+        return _resume(Path(resume), progress=progress, plots=plots, started=started)
     sc = load(scenario, overrides)
-    entry = SCHEMES[sc.scheme.name]
     sim = build(sc)
     writer = RunWriter(new_run_dir(Path(sc.outputs.dir), sc.name, sc.seed), sc.to_yaml(), sc.scheme.name, sc.name)
+    if started is not None:
+        started(writer.dir)
+    return _run(sim, sc, writer, progress=progress, plots=plots)
+
+
+def _resume(run_dir: Path, *, progress, plots, started=None) -> Result:
+    """Rebuild the world from the folder's scenario, put the checkpoint back, go on (cosim.checkpoint)."""
+    if (run_dir / "events.parquet").is_file() and not (run_dir / "events.parts").is_dir():
+        return load_run(run_dir)   # finished: nothing left to do
+    scenario_file = run_dir / "scenario.yaml"
+    if not scenario_file.is_file():
+        raise ScenarioError([f"resume: {run_dir} is not a run folder (no scenario.yaml)"])
+    sc = load(scenario_file)
+    if not (run_dir / checkpoint.FILE).is_file():
+        why = (run_dir / checkpoint.REFUSED).read_text().strip() if (run_dir / checkpoint.REFUSED).is_file() else \
+            (f"scheme {sc.scheme.name!r} does not checkpoint its rounds (only schemes whose rounds are a "
+             "schemes.common.round_loop do), or the run stopped before its first round ended")
+        raise ScenarioError([f"resume: {run_dir} has no checkpoint to resume from: {why}; run the scenario again"])
+    try:
+        payload = checkpoint.read(run_dir)
+        sim = build(sc)
+        sim.resumed = checkpoint.restore(sim, payload)
+    except checkpoint.CheckpointError as err:
+        raise ScenarioError([f"resume: {err}"]) from None
+    writer = RunWriter(run_dir, scenario_file.read_text(), sc.scheme.name, sc.name)
+    writer.resume_at(payload["writer"], sim.round_records)
+    if started is not None:
+        started(writer.dir)
+    return _run(sim, sc, writer, progress=progress, plots=plots, resumed=True)
+
+
+def _run(sim: Simulation, sc: Scenario, writer: RunWriter, *, progress, plots, resumed: bool = False) -> Result:
+    entry = SCHEMES[sc.scheme.name]
     show = sc.outputs.progress if progress is None else progress
-    bar = _progress(sc, show)
+    bar = _progress(sc, show, start=sim.current_round if resumed else 0)
     sim.on_round_end.append(lambda rec: writer.flush(sim))
     sim.on_round_end.append(lambda rec: bar(rec))
+    sim.checkpoints = checkpoint.Checkpoints(writer.dir, sc.runtime.checkpoint_every_s, writer)
+    sim.on_round_boundary.append(lambda state: sim.checkpoints.boundary(sim, state))
 
     wall0 = time.perf_counter()
     try:
         _start_workers(sim, sc, writer.dir)
-        _run_scheme(sim, sc, entry)
+        _run_scheme(sim, sc, entry, resumed=resumed)
     finally:
         if sim.learner.ahead is not None:
             sim.learner.ahead.close()
     bar(None)
     writer.finish(sim)
+    sim.checkpoints.close(sim)
     if plots and sc.outputs.plots:
         from .plots import plot_run
 
@@ -183,12 +228,15 @@ def _start_workers(sim: Simulation, sc: Scenario, run_dir: Path) -> None:
         sim.learner.ahead = Ahead(sim.learner, InlineWorker(sim.learner), batch_clients=True)
 
 
-def _run_scheme(sim: Simulation, sc: Scenario, entry) -> None:
-    if sc.outputs.eval_round0:
+def _run_scheme(sim: Simulation, sc: Scenario, entry, resumed: bool = False) -> None:
+    if resumed:   # round 0 and the control loop's ticker came back with the checkpoint
+        pass
+    elif sc.outputs.eval_round0:
         sim.close_round(0, sim.learner.initial_state(), [])
+        sim.control.start()
     else:   # the row still marks the start; no evaluation of the initial model
         sim.end_round(0, loss=math.nan, accuracy=math.nan)
-    sim.control.start()
+        sim.control.start()
     main = sim.process(entry.run(sim, sc.scheme))
     while not main.processed:   # what env.run(until=main) does, with the stall seen on the queue itself
         if sim.env.peek() == math.inf:  # nothing left to process: every client waits on something that never comes
@@ -198,13 +246,13 @@ def _run_scheme(sim: Simulation, sc: Scenario, entry) -> None:
     sim.settle()
 
 
-def _progress(sc: Scenario, show: bool):
+def _progress(sc: Scenario, show: bool, start: int = 0):
     """A tqdm bar over rounds showing simulated time and accuracy; `bar(None)` closes it."""
     if not show:
         return lambda rec: None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=sc.scheme.rounds, desc=sc.name, unit="round", dynamic_ncols=True)
+    bar = tqdm(total=sc.scheme.rounds, initial=start, desc=sc.name, unit="round", dynamic_ncols=True)
 
     def update(rec):
         if rec is None:

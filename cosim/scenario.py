@@ -179,6 +179,9 @@ class RuntimeConfig(Strict):
     host_cache_mb: int = Field(256, ge=0, description="memory budget of the host's memo of frozen forwards (the "
                                "same tokens through the same frozen layers, e.g. each round's evaluation of a side "
                                "network); 0 = off. Host time only: the simulated devices are charged every time")
+    checkpoint_every_s: float | None = Field(None, ge=0, description="wall seconds between two checkpoints of "
+                                             "a resumable scheme (cosim.checkpoint), taken at round ends; "
+                                             "null or 0 = at every round end")
     device: str = Field("cpu", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
                         description="where the model and steps run: cpu, cuda, cuda:N, or auto (cuda when torch sees "
                                     "one). FLOPs, bytes and so every simulated time are the same on each; accuracy "

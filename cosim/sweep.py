@@ -59,8 +59,12 @@ class SweepError(RuntimeError):
 
 def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, Any] | None = None, *,
           backend: str = "local", workers: int | None = None, address: str | None = None,
-          progress: bool | None = None) -> pd.DataFrame:
+          progress: bool | None = None, resume=None) -> pd.DataFrame:
     """Run `scenario` (path, dict or Scenario) once per grid point; return one row per point.
+
+    `resume=SWEEP_DIR` continues an interrupted sweep of the same scenario and grid in its folder:
+    the points in its sweep.csv are kept, not run again; a point that was running resumes from its
+    run's checkpoint (cosim.checkpoint), or starts over when it has none.
 
     `grid` (dotted key -> values) goes over the file's `sweep.grid` key by key; `overrides` apply to
     every point, under the grid. The table, in grid order (index `point`), has the swept keys as
@@ -81,13 +85,19 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
     if backend == "ray":
         _import_ray(local=not address)  # refuse before anything is created when Ray is missing
     first = scenarios[0]
-    out = unique_dir(Path(first.outputs.dir) / first.name, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    raws = [sc.model_dump(mode="json") for sc in scenarios]  # what each worker runs: the validated point
+    if resume is None:
+        out = unique_dir(Path(first.outputs.dir) / first.name, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+        (out / POINTS_FILE).write_text(json.dumps(raws))
+    else:
+        out = _resumable(Path(resume), raws, backend)
     show = first.outputs.progress if progress is None else progress
 
-    raws = [sc.model_dump(mode="json") for sc in scenarios]  # what each worker runs: the validated point
     values = [{k: _resolved(raw, k, point[k]) for k in keys} for point, raw in zip(points, raws)]
     csv = _Appender(out / "sweep.csv")
-    rows: dict[int, dict] = {}
+    rows: dict[int, dict] = _finished_rows(out) if resume is not None else {}
+    if rows:
+        csv.header = list(pd.read_csv(out / "sweep.csv", nrows=0).columns[1:])
     failures: list[tuple[int, str, list[str]]] = []
     bar = _bar(len(points), first.name, show)
 
@@ -103,11 +113,14 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
 
     try:
         if backend == "local":
-            _run_local(raws, workers, finished)
+            todo = [i for i in range(len(raws)) if i not in rows]
+            _run_local([raws[i] for i in todo], workers, lambda j, outcome: finished(todo[j], outcome),
+                       [_point_files(out, i) for i in todo])
         else:
             _run_ray(raws, workers, address, out, finished)
     except ScenarioError:  # no cluster at that address: nothing ran, leave no folder
-        if not any(out.iterdir()):
+        if resume is None and {p.name for p in out.iterdir()} <= {POINTS_FILE}:
+            (out / POINTS_FILE).unlink(missing_ok=True)
             out.rmdir()
         raise
     finally:
@@ -249,16 +262,24 @@ def _workers(workers: int | None, points: int, cluster: bool = False) -> int:
 
 # --- one point, in its own process ----------------------------------------------------------------
 
-def run_point(raw: dict, cwd: str) -> tuple:
+def run_point(raw: dict, cwd: str, note: str | None = None) -> tuple:
     """Run one point (progress bars and per-run plots off: the sweep's plot is the figure) and
     report, never raise (exceptions would have to cross a process boundary): ("ok", summary,
-    run_dir), ("bad", problem lines) for bad input found only now, or ("error", traceback lines)."""
+    run_dir), ("bad", problem lines) for bad input found only now, or ("error", traceback lines).
+    `note`: a file that holds the point's run folder while it runs; a point whose noted folder has
+    a checkpoint resumes from it (`sweep(..., resume=)`)."""
     if os.path.isdir(cwd):  # the driver's folder: relative paths in the scenario (outputs.dir, traces) hold
         os.chdir(cwd)       # on a cluster node only through a shared file system mounted at the same path
+    from .checkpoint import FILE
     from .run import run  # torch.set_num_threads(runtime.torch_threads) happens in run's build step
 
+    started = None if note is None else (lambda run_dir: Path(note).write_text(str(run_dir)))
+    noted = Path(Path(note).read_text()) if note is not None and Path(note).is_file() else None
     try:
-        result = run(raw, progress=False, plots=False)
+        if noted is not None and (noted / FILE).is_file():
+            result = run(resume=noted, progress=False, plots=False, started=started)
+        else:
+            result = run(raw, progress=False, plots=False, started=started)
     except ScenarioError as err:
         return ("bad", list(err.problems))
     except FileNotFoundError as err:
@@ -268,7 +289,7 @@ def run_point(raw: dict, cwd: str) -> tuple:
     return ("ok", result.summary, str(result.dir))
 
 
-def _run_local(raws: list[dict], workers: int, finished) -> None:
+def _run_local(raws: list[dict], workers: int, finished, notes: list[str] | None = None) -> None:
     """A spawn-context process pool; a fresh process per point (Python >= 3.11), so no state of one
     run (caches, a shared SUMO instance) reaches the next."""
     import multiprocessing
@@ -277,7 +298,8 @@ def _run_local(raws: list[dict], workers: int, finished) -> None:
     fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), **fresh)
     try:
-        pending = {pool.submit(run_point, raw, os.getcwd()): i for i, raw in enumerate(raws)}
+        notes = notes or [None] * len(raws)
+        pending = {pool.submit(run_point, raw, os.getcwd(), note): i for i, (raw, note) in enumerate(zip(raws, notes))}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=pending.get):
@@ -333,6 +355,38 @@ def _run_ray(raws: list[dict], workers: int, address: str | None, out: Path, fin
             ray.shutdown()
         if throwaway is not None:
             shutil.rmtree(throwaway, ignore_errors=True)
+
+
+# --- resuming a sweep ------------------------------------------------------------------------------
+
+#: The validated points of a sweep, in its folder: what a resumed sweep must be given again.
+POINTS_FILE = "points.json"
+
+
+def _resumable(out: Path, raws: list[dict], backend: str) -> Path:
+    """The folder of the sweep to resume, once it is known to be this sweep."""
+    if backend != "local":
+        raise ScenarioError([f"sweep resume: backend {backend!r}; allowed: local"])
+    if not (out / POINTS_FILE).is_file():
+        raise ScenarioError([f"sweep resume: {out} is not a sweep folder (no {POINTS_FILE})"])
+    if json.loads((out / POINTS_FILE).read_text()) != json.loads(json.dumps(raws)):
+        raise ScenarioError([f"sweep resume: {out} is a sweep of other points; give the scenario, grid and "
+                             "overrides it was started with"])
+    return out
+
+
+def _finished_rows(out: Path) -> dict[int, dict]:
+    """The rows of sweep.csv (points that finished), by point."""
+    if not (out / "sweep.csv").is_file():
+        return {}
+    table = pd.read_csv(out / "sweep.csv", index_col="point")
+    return {int(i): row.dropna().to_dict() for i, row in table.iterrows()}
+
+
+def _point_files(out: Path, i: int) -> str:
+    """Where point i notes its run folder while it runs."""
+    (out / "running").mkdir(exist_ok=True)
+    return str(out / "running" / f"point-{i}.txt")
 
 
 # --- output ---------------------------------------------------------------------------------------

@@ -46,12 +46,15 @@ class ControlLoop:
         if self.controller.active and self.config.small_every_s is not None:
             self.sim.process(self._every())
 
-    def _every(self):
+    def _every(self, first_wait_s: float | None = None):
         """Small-timescale decisions every `small_every_s`, for as long as anything else can still
         happen (an empty event queue beside this ticker is a stall or the end: the run's own stall
-        detection must see it)."""
+        detection must see it). `first_wait_s`: the rest of the current period (a resumed run,
+        cosim.checkpoint)."""
+        wait_s = self.config.small_every_s if first_wait_s is None else first_wait_s
         while True:
-            yield self.sim.timeout(self.config.small_every_s)
+            yield self.sim.timeout(wait_s)
+            wait_s = self.config.small_every_s
             if self.sim.env.peek() == float("inf"):
                 return
             self.apply(self.controller.small(self.sim, self._view()), "small")

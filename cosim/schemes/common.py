@@ -93,14 +93,25 @@ def federated_round(sim, cfg, server, global_state, *, update=client_update, **e
     return global_state
 
 
+def round_loop(sim, initial, step):
+    """Every round the stop rule allows: `state = yield from step(rnd, state)`, from `initial()` —
+    or, in a resumed run, from the state the checkpoint kept (cosim.checkpoint). `state` is all a
+    scheme carries from one round to the next (trainable parameters, optimizers); between rounds
+    the run may checkpoint it (`sim.boundary`). Returns the last state."""
+    state = sim.resumed if sim.resumed is not None else initial()
+    sim.resumed = None
+    for rnd in sim.rounds():
+        state = yield from step(rnd, state)
+        sim.boundary(state)
+    return state
+
+
 def federated_training(sim, cfg):
     """FedAvg from the learner's initial state for every round the stop rule allows."""
     learner, server = sim.learner, sim.edge[0]
-    global_state = learner.initial_state()
     server.memory.resident("weights", learner.weight_bytes())
-    for _ in sim.rounds():
-        global_state = yield from federated_round(sim, cfg, server, global_state)
-    return global_state
+    return (yield from round_loop(sim, learner.initial_state,
+                                  lambda rnd, state: federated_round(sim, cfg, server, state)))
 
 
 def sequential_round(sim, cfg, server, state, order):
@@ -162,14 +173,18 @@ def split_federated(sim, cfg, variant: str):
     activations in the order they reach the server (its processor is a FIFO queue), never averaged,
     keeping its optimizer across rounds. Used by `splitfed` and `splitlora` (v1 with LoRA)."""
     learner, server, cut = sim.learner, sim.edge[0], cfg.cut_layer
-    bottom_state = learner.initial_state(learner.trainable_names(0, cut))
-    top_state = learner.initial_state(learner.trainable_names(cut))
     server.memory.resident("weights", learner.weight_bytes(cut))
-    shared_top = None
     if variant == "v2":
-        shared_top = learner.local(top_state, start=cut)
-        server.memory.resident("training_state", learner.training_state_bytes(list(top_state)))
-    for rnd in sim.rounds():
+        server.memory.resident("training_state", learner.training_state_bytes(learner.trainable_names(cut)))
+
+    def initial():
+        """(device part, server part, the shared server-side model of v2 with its optimizer, or None)."""
+        top_state = learner.initial_state(learner.trainable_names(cut))
+        shared_top = learner.local(top_state, start=cut) if variant == "v2" else None
+        return learner.initial_state(learner.trainable_names(0, cut)), top_state, shared_top
+
+    def one_round(rnd, state):
+        bottom_state, top_state, shared_top = state
         clients = sim.select(cfg.participants)
         tops, copies = [shared_top] * len(clients), []
         if shared_top is None:  # v1: a server-side copy per client, held until the copies are averaged
@@ -198,6 +213,9 @@ def split_federated(sim, cfg, variant: str):
             copy.release()
         sim.close_round(rnd, merge(bottom_state, top_state), [loss for *_, loss in updates],
                         clients=len(clients), updates=len(updates))
+        return bottom_state, top_state, shared_top
+
+    yield from round_loop(sim, initial, one_round)
 
 
 def _split_client(sim, cfg, dev, server, top, bottom_state):

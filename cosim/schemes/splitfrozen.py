@@ -36,6 +36,8 @@ Modelling choices (stated because the timeline depends on them):
 """
 from __future__ import annotations
 
+from functools import partial
+
 from pydantic import Field
 
 from ..learn.activation import Activation
@@ -43,7 +45,7 @@ from ..learn.aggregate import merge
 from ..learn.training import tensor_bytes
 from ..world.events import declare
 from .base import LoraRequired, SplitConfig, scheme
-from .common import frozen_forward, pipelined_round
+from .common import frozen_forward, pipelined_round, round_loop
 
 
 declare("wgrad", "compute", "weight gradients and the update, split off the critical path (SplitFrozen)", by="splitfrozen")
@@ -80,10 +82,9 @@ def run(sim, cfg: SplitFrozenConfig):
     learner, server = sim.learner, sim.edge[0]
     cuts = {dev.name: cfg.cut_for(dev.profile_name) for dev in sim.devices}
     low = min(cuts.values())
-    top = learner.local(learner.initial_state(learner.trainable_names(low)), start=low)
     frozen_bottom = learner.initial_state(learner.trainable_names(0, low))  # never trained
     server.memory.resident("weights", learner.weight_bytes(low))
-    server.memory.resident("training_state", learner.training_state_bytes(list(top.params)))
+    server.memory.resident("training_state", learner.training_state_bytes(learner.trainable_names(low)))
     for dev in sim.devices:
         dev.memory.resident("weights", learner.weight_bytes(0, cuts[dev.name]))
 
@@ -92,7 +93,7 @@ def run(sim, cfg: SplitFrozenConfig):
         batch, hidden = yield from frozen_forward(sim, dev, k, "frozen_forward", cuts[dev.name])
         return Activation.of(hidden, batch)
 
-    def train_top(dev, received, proceed):
+    def train_top(top, dev, received, proceed):
         """Server: train the shared model's blocks [cut, depth) and head on one micro-batch; the
         device may proceed after the critical path (with `decompose_backward`, before the
         weight-gradient work)."""
@@ -108,9 +109,15 @@ def run(sim, cfg: SplitFrozenConfig):
         return loss
 
     codec = cfg.codec(sim)
-    for rnd in sim.rounds():
+
+    def one_round(rnd, top):
+        """The round's pipeline; `top`, the shared server model with its optimizer, trains in place."""
         devices = sim.select(cfg.participants)
-        losses = yield from pipelined_round(sim, devices, server, bottom_forward, train_top, steps=cfg.local_steps,
-                                            pipeline=cfg.pipeline, codec=codec,
+        losses = yield from pipelined_round(sim, devices, server, bottom_forward, partial(train_top, top),
+                                            steps=cfg.local_steps, pipeline=cfg.pipeline, codec=codec,
                                             forward=("frozen_forward", lambda dev: (cuts[dev.name],)))
         sim.close_round(rnd, merge(frozen_bottom, top.state()), losses, clients=len(devices))
+        return top
+
+    yield from round_loop(sim, lambda: learner.local(learner.initial_state(learner.trainable_names(low)), start=low),
+                          one_round)

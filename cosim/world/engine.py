@@ -97,9 +97,13 @@ class Simulation:
         self.round_records: list[RoundRecord] = []
         self._unsettled: list[tuple] = []   # closed rounds whose evaluation is still running (`settle`)
         self.on_round_end: list[Callable[[RoundRecord], None]] = []
+        #: called with the scheme's state between two rounds of a resumable scheme (`boundary`)
+        self.on_round_boundary: list[Callable[[Any], None]] = []
         self._rngs: dict[str, np.random.Generator] = {}
         self.current_round = 0
         self.stop_reason = ""
+        #: the scheme's state a resumed run starts from (cosim.checkpoint; taken by round_loop)
+        self.resumed = None
         # attached by the builder (cosim.run): nodes, network, learner
         self.devices: list = []
         self.edge: list = []
@@ -145,8 +149,9 @@ class Simulation:
 
     # --- rounds --------------------------------------------------------------------------------
     def rounds(self) -> Iterator[int]:
-        """Round numbers 1, 2, … until the stop rule says enough (checked before each round)."""
-        rnd = 0
+        """Round numbers 1, 2, … until the stop rule says enough (checked before each round); a
+        resumed run goes on after the round its checkpoint closed."""
+        rnd = self.current_round
         while True:
             rnd += 1
             reason = self._stop_reason(rnd)
@@ -157,6 +162,12 @@ class Simulation:
             if self.control is not None:   # decisions for this round (cosim.control), before it runs
                 self.control.round_started(rnd)
             yield rnd
+
+    def boundary(self, state) -> None:
+        """Round `current_round` is over and `state` is all the scheme carries into the next one
+        (schemes.common.round_loop): the moment a checkpoint can be taken (cosim.checkpoint)."""
+        for callback in self.on_round_boundary:
+            callback(state)
 
     def _stop_reason(self, next_round: int) -> str:
         if next_round > self.stop.rounds:
