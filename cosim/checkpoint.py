@@ -44,7 +44,8 @@ REFUSED = "checkpoint.refused"
 #: Bumped when the layout changes: an older file is refused, not misread.
 VERSION = 1
 #: Simulation attributes that are rebuilt (anchors) or transient, never saved.
-_NOT_SAVED = {"env", "trace", "on_round_end", "on_round_boundary", "learner", "meter", "_unsettled", "checkpoints", "resumed"}
+_NOT_SAVED = {"env", "trace", "on_round_end", "on_round_boundary", "learner", "meter", "_unsettled", "checkpoints", "resumed",
+              "rescore"}
 
 
 class CheckpointError(RuntimeError):
@@ -235,15 +236,14 @@ def capture(sim, state, writer_offsets: dict) -> Snapshot:
     """Serialize the run at a round boundary (the scheme's `state` included), or say why not."""
     rnd, now = sim.current_round, sim.now
     try:
-        if sim.trace.rows or sim._unsettled:
-            raise CheckpointError("rows or evaluations of the round are still unwritten")
         pending = _pending(sim)
         world = {k: v for k, v in sim.__dict__.items() if k not in _NOT_SAVED}
         buf = io.BytesIO()
         pickler = _Pickler(buf, _anchors(sim))
         meter = sim.meter
         pickler.dump({"world": world, "clients": sim.learner.clients, "state": state,
-                      "meter": (meter._cache, meter.measured), "pending": pending})
+                      "meter": (meter._cache, meter.measured), "pending": pending,
+                      "trace": _trace_state(sim.trace), "unsettled": _unsettled(sim)})
     except (CheckpointError, pickle.PicklingError, TypeError, AttributeError) as err:
         return Snapshot(rnd, now, None, f"{type(err).__name__}: {err}" if not isinstance(err, CheckpointError)
                         else str(err))
@@ -253,6 +253,23 @@ def capture(sim, state, writer_offsets: dict) -> Snapshot:
     out = io.BytesIO()
     torch.save(payload, out)
     return Snapshot(rnd, now, out.getvalue())
+
+
+def _trace_state(trace) -> dict:
+    """The rows not yet written (from a held evaluation row on) and where they stand."""
+    return {"rows": list(trace.rows), "base": trace._base, "held": sorted(trace._held)}
+
+
+def _unsettled(sim) -> list[tuple]:
+    """Rounds closed whose evaluation (on the workers) is still running: the record, its eval row
+    and the state being scored — scored again after a resume (the same figures: scoring is pure)."""
+    out = []
+    for rec, row, measure in sim._unsettled:
+        state = getattr(measure, "state", None)
+        if state is None:
+            raise CheckpointError(f"round {rec.round}'s evaluation is a custom callable still running")
+        out.append((rec, row, state))
+    return out
 
 
 def write(sim, run_dir) -> Path | None:
@@ -298,9 +315,10 @@ class Checkpoints:
         self._last_write = -float("inf")
 
     def boundary(self, sim, state) -> None:
-        sim.settle()   # the round's rows are on disk before its checkpoint
-        rows = sim.trace.rows
-        if rows:
+        # what is finished reaches the disk first; an evaluation still running on the workers is
+        # kept in the checkpoint (its state, record and held row), not waited for
+        sim.settle(wait=False)
+        if sim.trace.rows and not sim._unsettled:
             self.writer.flush(sim)
         snap = capture(sim, state, self.writer.offsets())
         if snap.data is None:
@@ -349,6 +367,9 @@ def restore(sim, payload: dict):
     sim.learner.clients = data["clients"]
     sim.meter._cache, sim.meter.measured = data["meter"]
     torch.set_rng_state(payload["torch_rng"])
+    trace = data["trace"]
+    sim.trace.rows, sim.trace._base, sim.trace._held = list(trace["rows"]), trace["base"], set(trace["held"])
+    sim.rescore = data["unsettled"]   # queued again once the run's workers exist (`Simulation.rescore_pending`)
     for kind, t in data["pending"]:   # in queue order: ties at one time keep their order
         if kind == "control_small":
             sim.process(sim.control._every(first_wait_s=t - env.now))

@@ -200,6 +200,7 @@ def _run(sim: Simulation, sc: Scenario, writer: RunWriter, *, progress, plots, r
     wall0 = time.perf_counter()
     try:
         _start_workers(sim, sc, writer.dir)
+        sim.rescore_pending()
         _run_scheme(sim, sc, entry, resumed=resumed)
     finally:
         if sim.learner.ahead is not None:

@@ -219,3 +219,24 @@ def test_the_control_loops_ticker_comes_back_with_its_pending_tick(tmp_path, mon
     cosim.run(resume=run_dir, progress=False, plots=False)
     _same_tables(full.dir, run_dir)
     assert (full.dir / "decisions.csv").read_bytes() == (run_dir / "decisions.csv").read_bytes()
+
+
+def test_with_workers_a_checkpoint_keeps_the_evaluation_still_running_and_the_resume_scores_it(
+        tmp_path, monkeypatch):
+    """With workers a round's evaluation runs behind the next round's steps: the checkpoint at its
+    boundary does not wait for it but keeps the state being scored, the record and the held rows;
+    the resumed run scores it again and ends with the serial run's tables."""
+    full = cosim.run(_scenario(tmp_path / "full", "fedavg"), progress=False, plots=False)
+    boundary = checkpoint.Checkpoints.boundary
+    kept = []
+
+    def spy(self, sim, state):
+        boundary(self, sim, state)
+        kept.append(len(sim._unsettled))
+
+    monkeypatch.setattr(checkpoint.Checkpoints, "boundary", spy)
+    run_dir = _run_stopped_after(_scenario(tmp_path / "cut", "fedavg", workers=2), 2, monkeypatch)
+    assert kept and kept[-1] >= 1   # round 2's score was still out when its checkpoint was taken
+    resumed = cosim.run(resume=run_dir, progress=False, plots=False)
+    assert resumed.summary["rounds"] == 4
+    _same_tables(full.dir, run_dir)

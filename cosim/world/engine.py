@@ -104,6 +104,8 @@ class Simulation:
         self.stop_reason = ""
         #: the scheme's state a resumed run starts from (cosim.checkpoint; taken by round_loop)
         self.resumed = None
+        #: a resumed run's rounds whose evaluation was running at the checkpoint: (record, row, state)
+        self.rescore: list[tuple] = []
         # attached by the builder (cosim.run): nodes, network, learner
         self.devices: list = []
         self.edge: list = []
@@ -202,6 +204,15 @@ class Simulation:
         if not deferred:
             self.settle()
         return rec
+
+    def rescore_pending(self) -> None:
+        """Queue again the evaluations a resumed run's checkpoint kept (`rescore`), in round order."""
+        ahead = self.learner.ahead
+        for rec, row, state in self.rescore:
+            measure = ahead.evaluate_later(state) if ahead is not None else \
+                (lambda state=state: self.learner.evaluate(state))
+            self._unsettled.append((rec, row, measure))
+        self.rescore = []
 
     def settle(self, wait: bool = True) -> None:
         """Finish the rounds whose evaluation was still running, in order: their accuracy goes into
