@@ -3,7 +3,9 @@ energy is spent.
 
 `compute` runs the real step at its simulated start, then advances the clock by
 FLOPs / effective FLOP/s; one job at a time per node (a FIFO queue), so a server serving many
-clients serializes them in simulated time as a real accelerator would.
+clients serializes them in simulated time as a real accelerator would. A step that brings the node
+over its memory capacity is an `oom` event, and a server that fails loses the step it was computing
+(cosim.world.failures).
 """
 from __future__ import annotations
 
@@ -150,7 +152,9 @@ class Node:
         `Hold` the caller releases, e.g. a device's forward waiting for the server's gradient).
         `rnd` defaults to the current round. `fn` may be a step computed ahead of the clock (an
         `AheadStep` of cosim.learn.workers): its result and counted cost are collected at the step's
-        simulated start. Use as `result = yield from node.compute(...)`.
+        simulated start. Raises `OutOfMemory` (or `RunAborted`, per `failures.oom`) when the step's
+        saved activations bring the node over its capacity, `ServerFailed` when the node fails
+        mid-step; a step waits while its node is down. Use as `result = yield from node.compute(...)`.
         """
         kind = _kind(kind, category="compute").name
         rnd = self.sim.current_round if rnd is None else rnd
