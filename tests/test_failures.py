@@ -128,3 +128,24 @@ def test_poisson_failures_draw_from_their_own_seeded_stream(tmp_path):
 def test_a_failure_process_that_cannot_run_is_refused_before_the_run(tmp_path, failing, problem):
     with pytest.raises(ScenarioError, match=problem):
         cosim.load(tiny_scenario(tmp_path, failures={"servers": [failing]}))
+
+
+def test_a_step_in_flight_on_a_failing_server_is_lost_with_its_busy_time_and_the_turn_fails(tmp_path):
+    slow_edge = {"slow-edge": {"peak_flops": 1e9, "utilization": 0.5, "memory_bytes": 16e9, "compute_power_w": 70.0}}
+    raw = tiny_scenario(tmp_path, scheme={"name": "split", "rounds": 1, "local_steps": 2, "batch_size": 8,
+                                          "cut_layer": 2, "order": "fixed"},
+                        profiles=slow_edge, failures={"servers": [{"node": "edge0", "schedule": [[0.1, 0.2]]}]})
+    raw["edge"][0]["profile"] = "slow-edge"
+    raw["devices"] = [{"count": 2, "profile": "jetson-nano"}]
+    r = cosim.run(raw, progress=False, plots=False)
+    ev = r.events
+    lost = ev[ev.kind == "lost_step"]   # dev0's first top step takes ~0.15 s from ~7 ms: cut at 0.1 s
+    assert lost.node.tolist() == ["edge0"] and lost.t_end.tolist() == [pytest.approx(0.1)]
+    (t0,) = lost.t_start
+    assert 0 < t0 < 0.1 and lost.energy_j.iloc[0] == pytest.approx(70.0 * (0.1 - t0))
+    assert ev[ev.kind == "model_up"].node.tolist() == ["dev1"]   # dev0's turn is lost, dev1's goes on
+    # dev1's turn starts at the failure and waits for the server to be back
+    assert ev[(ev.node == "edge0") & (ev.peer == "dev1") & (ev.kind == "model_down")].t_end.min() > 0.2
+    nodes = r.nodes.set_index("node")
+    trained = ev[(ev.node == "edge0") & (ev.kind == "train")]
+    assert nodes.loc["edge0", "busy_s"] == pytest.approx((trained.t_end - trained.t_start).sum() + 0.1 - t0)
