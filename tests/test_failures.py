@@ -149,3 +149,37 @@ def test_a_step_in_flight_on_a_failing_server_is_lost_with_its_busy_time_and_the
     nodes = r.nodes.set_index("node")
     trained = ev[(ev.node == "edge0") & (ev.kind == "train")]
     assert nodes.loc["edge0", "busy_s"] == pytest.approx((trained.t_end - trained.t_start).sum() + 0.1 - t0)
+
+
+def test_uploads_are_released_when_the_server_fails_while_aggregating(tmp_path):
+    import torch
+
+    from cosim.run import build
+    from cosim.schemes.common import aggregate
+    from cosim.world.failures import ServerFailed
+
+    raw = tiny_scenario(tmp_path, failures={"servers": [{"node": "edge0", "schedule": [[0.05, 0.06]]}]},
+                        profiles={"slow-edge": {"peak_flops": 1e9, "utilization": 0.5, "memory_bytes": 16e9,
+                                                "compute_power_w": 70.0}})
+    raw["edge"][0]["profile"] = "slow-edge"
+    sim = build(cosim.load(raw))
+    server, dev = sim.edge[0], sim.devices[0]
+    weights = torch.ones(512, 512)
+
+    def slow_combine(states, counts):   # ~0.27 GFLOP of matmul: ~0.5 s on the slow edge
+        return {"w": states[0]["w"] * (weights @ weights).sum()}
+
+    def round_():
+        upload = yield from sim.send(dev, server, {"w": torch.ones(8)}, kind="model_up")
+        assert sim.now < 0.04
+        yield sim.timeout(0.04 - sim.now)
+        try:
+            yield from aggregate(sim, server, [(upload, 1)], combine=slow_combine)
+        except ServerFailed as lost:
+            return lost
+
+    proc = sim.process(round_())
+    sim.env.run(until=proc)
+    assert isinstance(proc.value, ServerFailed) and "aggregate step lost: edge0 failed" in str(proc.value)
+    assert not [h for h in server.memory.holds if h.label.startswith("recv:")]
+    assert [r[4] for r in sim.trace.rows if r[2] == "edge0"][-2:] == ["server_down", "lost_step"]
