@@ -367,6 +367,8 @@ def restore(sim, payload: dict):
     sim.learner.clients = data["clients"]
     sim.meter._cache, sim.meter.measured = data["meter"]
     torch.set_rng_state(payload["torch_rng"])
+    if getattr(sim, "verifier", None) is not None:   # the restored verifier watches the rebuilt trace
+        sim.trace.observer = sim.verifier.row
     trace = data["trace"]
     sim.trace.rows, sim.trace._base, sim.trace._held = list(trace["rows"]), trace["base"], set(trace["held"])
     sim.rescore = data["unsettled"]   # queued again once the run's workers exist (`Simulation.rescore_pending`)

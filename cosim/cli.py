@@ -9,6 +9,8 @@ import argparse
 import sys
 
 EXIT_BAD_INPUT = 2
+#: A run-time invariant broke (`--verify`): a bug in cosim or a scheme, not in the input.
+EXIT_INVARIANT = 3
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -25,13 +27,17 @@ def _cmd_run(args) -> int:
 
         raise ScenarioError(["cosim run: give a scenario, or --resume RUN_DIR (not both)"])
     if args.resume is not None:   # the scenario comes from the run folder
-        if args.set:
+        if args.set or args.verify:
             from .scenario import ScenarioError
 
-            raise ScenarioError(["cosim run --resume: a resumed run keeps its scenario; --set is not allowed"])
+            raise ScenarioError(["cosim run --resume: a resumed run keeps its scenario; --set and --verify are "
+                                 "not allowed (set runtime.verify in the scenario)"])
         result = run(resume=args.resume, progress=False if args.quiet else None, plots=not args.no_plots)
     else:
-        result = run(args.scenario, _overrides(args.set), progress=False if args.quiet else None,
+        overrides = _overrides(args.set)
+        if args.verify:
+            overrides["runtime.verify"] = True
+        result = run(args.scenario, overrides, progress=False if args.quiet else None,
                      plots=not args.no_plots)
     s = result.summary
     print(f"{s['name']} ({s['scheme']}): {s['rounds']} rounds, simulated {s['sim_time_s']:.1f} s, "
@@ -137,6 +143,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. scheme.rounds=3")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--verify", action="store_true", help="check the run-time invariants as the run goes "
+                   "(runtime.verify: time, transfer bytes, one job per node, buffers, energy, memory)")
     r.set_defaults(fn=_cmd_run)
     v = sub.add_parser("validate", help="check a scenario (and that every device's part fits) without running")
     v.add_argument("scenario")
@@ -183,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .control.decision import DecisionError
     from .scenario import ScenarioError
+    from .world.invariants import InvariantViolation
 
     try:
         return args.fn(args)
@@ -196,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except DecisionError as err:  # a controller's run-time decision that cannot be applied
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except InvariantViolation as err:  # --verify caught the run breaking an invariant
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVARIANT
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from .schemes import SCHEMES
 from .world.engine import Simulation, StopRule, stream_seed
 from .world.mobility import Static
 from .world.conditions import build_conditions
+from .world.failures import Failures, OutOfMemory, RunAborted, ServerFailed
+from .world.invariants import Verifier, wanted as verify_wanted
 from .world.network import Network
 from .world.nodes import Node
 
@@ -139,6 +141,9 @@ def build(sc: Scenario) -> Simulation:
     sim.meter.exclude_parameters(sim.learner.model)
     sim.codec = TensorCodec()
     sim.control = ControlLoop(sim, sc.control, build_controller(sc.control))
+    sim.failures = Failures(sim, sc.failures)
+    if verify_wanted(sc.runtime.verify):
+        sim.verifier = Verifier(sim)
     return sim
 
 
@@ -243,8 +248,17 @@ def _run_scheme(sim: Simulation, sc: Scenario, entry, resumed: bool = False) -> 
         if sim.env.peek() == math.inf:  # nothing left to process: every client waits on something that never comes
             sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
             break
-        sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
+        try:
+            sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
+        except RunAborted as stop:   # a failure whose policy stops the run (failures.oom: abort)
+            sim.stop_reason = stop.reason
+            break
+        except (OutOfMemory, ServerFailed) as lost:   # a fault in the scheme's own process, which it cannot survive
+            sim.stop_reason = f"{lost} (in {sc.scheme.name}'s own process: it cannot go on without that work)"
+            break
     sim.settle()
+    if sim.verifier is not None:
+        sim.verifier.finish()
 
 
 def _progress(sc: Scenario, show: bool, start: int = 0):

@@ -22,6 +22,7 @@ from .learn.models import BUILTIN_SOURCES, ModelSourceError, model_arch, model_d
 from .control import ControlConfig, decides_shares
 from .schemes import SCHEMES
 from .schemes.base import SchemeConfig
+from .world.failures import FailuresConfig
 from .world.mobility import MOBILITY_CONFIGS, StaticMobility
 from .world.network import NetworkConfig
 from .world.profiles import PROFILES, DeviceProfile
@@ -186,6 +187,9 @@ class RuntimeConfig(Strict):
                         description="where the model and steps run: cpu, cuda, cuda:N, or auto (cuda when torch sees "
                                     "one). FLOPs, bytes and so every simulated time are the same on each; accuracy "
                                     "agrees within float tolerance (cpu is the default: byte-identical tables)")
+    verify: bool = Field(False, description="check the run-time invariants as the run goes (cosim.world.invariants): "
+                         "time, transfer bytes, one job per node, buffers, energy, memory; a violation stops the run "
+                         "naming the invariant and the event (also `cosim run --verify`, or COSIM_VERIFY=1)")
 
     @field_validator("workers")
     @classmethod
@@ -256,6 +260,8 @@ class Scenario(Strict):
     control: ControlConfig = Field(default_factory=ControlConfig, description="who decides cuts, compression and "
                                    "band shares while the run goes on (cosim.control); default: nobody (fixed)")
     stop: StopConfig = Field(default_factory=StopConfig)
+    failures: FailuresConfig = Field(default_factory=FailuresConfig, description="out-of-memory policy and servers "
+                                     "that fail and recover (cosim.world.failures); default: drop, none fail")
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     compare: list[CompareEntry] = Field([], description="what `cosim compare` runs: scheme names or "
@@ -385,6 +391,8 @@ def _semantic_problems(sc: Scenario) -> list[str]:
     else:
         problems += sc.scheme.problems(depth, sc.model.source, [g.profile for g in sc.devices])
     problems += _height_problems(sc)
+    problems += sc.failures.problems([s.name or f"{section}{i}" for section, servers in (("edge", sc.edge),
+                                      ("cloud", sc.cloud)) for i, s in enumerate(servers)])
     problems += _control_problems(sc)
     return list(dict.fromkeys(problems))   # a model.source problem found twice is said once
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny, seconds-long scenario every engine test starts from."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ import torch
 import yaml
 
 torch.set_num_threads(1)
+# every run in the test suite checks the run-time invariants (cosim.world.invariants), subprocesses too
+os.environ.setdefault("COSIM_VERIFY", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
 

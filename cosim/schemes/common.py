@@ -15,6 +15,7 @@ from ..learn.aggregate import merge, weighted_mean
 from ..learn.ordering import flat_direction
 from ..learn.protocol import split_step
 from ..learn.training import optimizer_slots, tensor_bytes
+from ..world.failures import ServerFailed
 from ..world.network import TransferDropped
 
 # --- federated rounds ------------------------------------------------------------------------------
@@ -66,13 +67,15 @@ def client_update(sim, cfg, dev, server, global_state, *, step=None, after_train
 def aggregate(sim, server, uploads, combine=weighted_mean):
     """The server's `combine(states, weights)` (default the weighted mean) of `uploads` — (Received
     state, weight, …) tuples — as a compute step; each upload's receive buffer is released once it
-    is folded in. Returns the new state."""
+    is folded in (or lost, when the server fails mid-aggregation: `ServerFailed`, cosim.world.failures).
+    Returns the new state."""
     states = [u[0].value for u in uploads]
     weights = [u[1] for u in uploads]
-    state = yield from server.compute(combine, states, weights, kind="aggregate")
-    for u in uploads:
-        u[0].release()
-    return state
+    try:
+        return (yield from server.compute(combine, states, weights, kind="aggregate"))
+    finally:
+        for u in uploads:
+            u[0].release()
 
 
 def federated_round(sim, cfg, server, global_state, *, update=client_update, **extra):
@@ -87,7 +90,10 @@ def federated_round(sim, cfg, server, global_state, *, update=client_update, **e
         sim.learner.ahead.discard()
     updates = gathered.results
     if updates:
-        global_state = yield from aggregate(sim, server, updates)
+        try:
+            global_state = yield from aggregate(sim, server, updates)
+        except ServerFailed:   # the server failed while averaging: the round's updates are lost with it
+            updates = []
     sim.close_round(sim.current_round, global_state, [loss for _, _, loss in updates], clients=len(clients),
                     updates=len(updates), **extra)
     return global_state
@@ -200,13 +206,18 @@ def split_federated(sim, cfg, variant: str):
         updates = gathered.results
         if updates:
             uploads, trained_tops, weights, _ = zip(*updates)
-            bottom_state = yield from server.compute(weighted_mean, [u.value for u in uploads], list(weights),
-                                                     kind="aggregate")
-            if shared_top is None:  # v1: the server averages its per-client copies locally (no transfer)
-                top_state = yield from server.compute(weighted_mean, [top.state() for top in trained_tops],
-                                                      list(weights), kind="aggregate")
-            for upload in uploads:
-                upload.release()
+            try:
+                bottom = yield from server.compute(weighted_mean, [u.value for u in uploads], list(weights),
+                                                   kind="aggregate")
+                if shared_top is None:  # v1: the server averages its per-client copies locally (no transfer)
+                    top_state = yield from server.compute(weighted_mean, [top.state() for top in trained_tops],
+                                                          list(weights), kind="aggregate")
+                bottom_state = bottom
+            except ServerFailed:   # the server failed while averaging: the round's updates are lost with it
+                updates = []
+            finally:
+                for upload in uploads:
+                    upload.release()
         if shared_top is not None:
             top_state = shared_top.state()
         for copy in copies:

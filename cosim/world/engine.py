@@ -32,6 +32,8 @@ class Trace:
         self.current_round = current_round
         self._base = 0   # the absolute index of rows[0] (rows before it were drained)
         self._held: set[int] = set()   # rows awaiting `amend`: a drain stops before the first
+        #: called with every row as it is recorded (cosim.world.invariants.Verifier under runtime.verify)
+        self.observer: Callable[[tuple], None] | None = None
 
     def record(self, t_start: float, t_end: float, node: str, kind: str, rnd: int | None = None, *, peer: str = "",
                nbytes: int = 0, flops: float = 0.0, energy_j: float = 0.0, mem_bytes: int = 0,
@@ -40,8 +42,11 @@ class Trace:
         whose result is still being computed) stays, with every row after it, until amended."""
         declared = events.kind(kind)
         rnd = self.current_round() if rnd is None else rnd
-        self.rows.append((float(t_start), float(t_end), node, peer, declared.name, int(rnd), int(nbytes), float(flops),
-                          float(energy_j), int(mem_bytes), detail, declared.category))
+        row = (float(t_start), float(t_end), node, peer, declared.name, int(rnd), int(nbytes), float(flops),
+               float(energy_j), int(mem_bytes), detail, declared.category)
+        self.rows.append(row)
+        if self.observer is not None:
+            self.observer(row)
         index = self._base + len(self.rows) - 1
         if hold:
             self._held.add(index)
@@ -115,6 +120,8 @@ class Simulation:
         self.codec = None
         self.meter = None
         self.control = None
+        self.failures = None   # cosim.world.failures.Failures: the OOM policy, failing servers
+        self.verifier = None   # cosim.world.invariants.Verifier under runtime.verify
 
     # --- time and processes --------------------------------------------------------------------
     @property
@@ -262,8 +269,9 @@ class Simulation:
 
         The received buffer (`len(encoded)` bytes) is held in dst's memory until the receiver
         releases it (`received.release()`, or `with`); one still held at the round's close is a
-        `leaked_buffer` row. Raises `TransferDropped` per the outage policy. `codec` (default: the
-        run's `sim.codec`) sends one message another way, e.g. quantized. A payload with
+        `leaked_buffer` row. Raises `TransferDropped` per the outage policy (`OutOfMemory` when the
+        buffer does not fit dst's memory, `ServerFailed` when an end fails: cosim.world.failures).
+        `codec` (default: the run's `sim.codec`) sends one message another way, e.g. quantized. A payload with
         `to_message()` / `from_message()` (an `Activation`) travels as that message.
         Use as `received = yield from sim.send(...)`; the payload is `received.value`.
         """
@@ -281,6 +289,12 @@ class Simulation:
         detail = f"rel_error={error:.6g}" if error > 0 else ""
         yield from self.network.transfer(src, dst, len(data), kind, rnd, detail=detail)
         hold = dst.memory.hold(f"{RECEIVED_PREFIX}{kind}:{src.name}", len(data), peer=src.name)
+        if dst.memory.total > dst.memory.capacity_bytes:   # it arrived but does not fit: failures.oom decides
+            from .failures import out_of_memory
+
+            held = dst.memory.total
+            hold.release()
+            out_of_memory(dst, f"received {kind} from {src.name}", held, rnd)
         if device is not None and device.type != "cpu":
             value = _to_device(value, device)
         if message is not payload and hasattr(payload, "from_message"):
@@ -291,7 +305,9 @@ class Simulation:
         """Run one client process per generator and wait for all of them; a client whose transfer
         was dropped ends with that failure instead of crashing the run (the drop is in the trace).
         Returns `Gathered(results, failures)`; under the outage policy "fail" one failure fails the
-        round: a `round_failed` row and no results. Use as `g = yield from sim.gather(...)`."""
+        round (and under `failures.oom: fail_round` one out-of-memory failure): a `round_failed` row
+        and no results. Use as `g = yield from sim.gather(...)`."""
+        from .failures import fails_round
         from .network import TransferDropped
 
         def guarded(gen):
@@ -306,7 +322,7 @@ class Simulation:
         values = [p.value for p in procs]
         failures = [v.error for v in values if isinstance(v, _Failure)]
         results = [v for v in values if not isinstance(v, _Failure)]
-        if failures and self.network.outage.policy == "fail":
+        if fails_round(self, failures):
             for value in results:   # what the survivors sent is thrown away with the round
                 for item in value if isinstance(value, (tuple, list)) else (value,):
                     if isinstance(item, Received):

@@ -98,6 +98,7 @@ for _name, _doc in [
     ("enter", "a device entered a watched coverage area"),
     ("leave", "a device left a watched coverage area"),
     ("sense", "a THz-ISAC link re-evaluated sensing SNR and communication rate"),
+    ("server_up", "a failed server is back (cosim.world.failures)"),
 ]:
     declare(_name, "marker", _doc)
 
@@ -105,5 +106,8 @@ for _name, _doc in [
     ("drop", "a transfer gave up per the outage policy"),
     ("round_failed", "the outage policy failed the whole round"),
     ("leaked_buffer", "a received buffer still held when its round closed (a scheme forgot to release it)"),
+    ("oom", "a step or received buffer brought its node over its memory capacity; failures.oom decides what follows"),
+    ("server_down", "a server failed (failures.servers): its in-flight steps and transfers are lost"),
+    ("lost_step", "a step lost when its server failed: busy time and energy spent until then"),
 ]:
     declare(_name, "fault", _doc)

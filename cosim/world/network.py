@@ -360,10 +360,10 @@ _RECHECK_S = 1e-6
 class _Flow:
     """One transfer on a medium; its numbers live in the medium's arrays at the flow's index."""
 
-    __slots__ = ("link", "done", "name", "stalled_since", "model")
+    __slots__ = ("link", "done", "name", "stalled_since", "model", "nbits")
 
-    def __init__(self, link, done, name: str, model: int):
-        self.link, self.done, self.name, self.model = link, done, name, model
+    def __init__(self, link, done, name: str, model: int, nbits: float):
+        self.link, self.done, self.name, self.model, self.nbits = link, done, name, model, nbits
         self.stalled_since = None
 
 
@@ -434,19 +434,30 @@ class Medium:
 
     # --- flows ----------------------------------------------------------------------------------
     def carry(self, link, nbits: float, name: str):
-        """Move `nbits` over `link`; returns (airtime_s, stalled_s). Raises TransferDropped."""
+        """Move `nbits` over `link`; returns (airtime_s, carried_bits): the time it was on the air
+        and Σ rate × dt over that time (`nbits` within the done tolerance). Raises TransferDropped."""
         if isinstance(link, WiredLink):
             model = _WIRED
         elif hasattr(link, "rate_terms"):
             model = _SHANNON
         else:
             model = _ASK
-        flow = _Flow(link, self.sim.env.event(), name, model)
+        flow = _Flow(link, self.sim.env.event(), name, model, float(nbits))
         self._advance()
         self._add(flow, float(nbits))
         self._reallocate()
-        airtime = yield flow.done
-        return airtime
+        return (yield flow.done)
+
+    def fail_all(self, make_error) -> None:
+        """Every flow on this medium fails now with `make_error(flow's device name)` (its server went
+        down, cosim.world.failures); the bits already moved are lost with it."""
+        if not self.flows:
+            return
+        self._advance()
+        for f in self.flows:
+            f.done.fail(make_error(f.name))
+        self._keep(np.zeros(len(self.flows), dtype=bool))
+        self._reallocate()
 
     def _advance(self) -> None:
         dt = self.sim.now - self._t
@@ -500,7 +511,8 @@ class Medium:
             finished = self._bits[:n] <= _DONE_BITS + self._rate[:n] * _DONE_AIRTIME_S
             if finished.any():
                 for i in np.flatnonzero(finished).tolist():
-                    self.flows[i].done.succeed(float(self._air[i]))
+                    f = self.flows[i]
+                    f.done.succeed((float(self._air[i]), f.nbits - float(self._bits[i])))
                 self._keep(~finished)
         wake = math.inf
         n = len(self.flows)
@@ -858,14 +870,30 @@ class Network:
                                       "equal", OutagePolicy(policy="wait", max_wait_s=math.inf))
         return [(src, dst, self._wired[key], self._backhaul)]
 
+    def fail_flows_of(self, node, make_error) -> None:
+        """`node` went down: every flow on its radio media and wired links fails now."""
+        media = [self._up.get(node.name), self._down.get(node.name),
+                 *(m for key, m in self._wired.items() if node.name in key)]
+        for medium in media:
+            if medium is not None:
+                medium.fail_all(make_error)
+
     def transfer(self, src, dst, nbytes: int, kind: str, rnd: int, detail: str = ""):
-        """Move `nbytes` from src to dst, hop by hop (store and forward). Raises TransferDropped."""
+        """Move `nbytes` from src to dst, hop by hop (store and forward). Raises TransferDropped
+        (`ServerFailed` when src, dst or a hop's end fails meanwhile; a hop waits while one is down)."""
+        from .failures import failure_counts, hop_ready   # failures.py builds on this module
+
+        ends = (src, dst)
+        seen = failure_counts(*ends)
+        verifier = getattr(self.sim, "verifier", None)
         for a, b, medium, link in self._hops(src, dst):
             t0 = self.sim.now
-            if isinstance(link, WiredLink) and link.latency_s > 0:
-                yield self.sim.env.timeout(link.latency_s)
             try:
-                airtime = yield from medium.carry(link, nbytes * BITS_PER_BYTE, name=(a if a.role == "device" else b).name)
+                yield from hop_ready(self.sim, ends, seen, a, b)
+                if isinstance(link, WiredLink) and link.latency_s > 0:
+                    yield self.sim.env.timeout(link.latency_s)
+                airtime, carried_bits = yield from medium.carry(link, nbytes * BITS_PER_BYTE,
+                                                                name=(a if a.role == "device" else b).name)
             except TransferDropped as drop:
                 self.sim.trace.record(t0, self.sim.now, a.name, "drop", rnd, peer=b.name, detail=f"{kind}: {drop}")
                 raise
@@ -874,6 +902,8 @@ class Network:
                 tx_dbm = link.tx_power_dbm(uplink=a.role == "device")
                 tx_w = 10 ** ((tx_dbm - 30) / 10)
             energy = tx_w * airtime
+            if verifier is not None:
+                verifier.carried(a.name, b.name, carried_bits, airtime, tx_w)
             a.radio_energy_j += energy
             a.bytes_sent += nbytes
             b.bytes_received += nbytes

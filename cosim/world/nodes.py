@@ -3,7 +3,9 @@ energy is spent.
 
 `compute` runs the real step at its simulated start, then advances the clock by
 FLOPs / effective FLOP/s; one job at a time per node (a FIFO queue), so a server serving many
-clients serializes them in simulated time as a real accelerator would.
+clients serializes them in simulated time as a real accelerator would. A step that brings the node
+over its memory capacity is an `oom` event, and a server that fails loses the step it was computing
+(cosim.world.failures).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Callable, Hashable
 import simpy
 
 from .events import kind as _kind
+from .failures import ServerFailed, out_of_memory
 from .profiles import DeviceProfile
 
 
@@ -123,6 +126,8 @@ class Node:
         from .conditions import StaticConditions
         #: dynamic compute share / radio share / availability (cosim.world.conditions); run.py sets it
         self.conditions = StaticConditions()
+        #: when this server is down (cosim.world.failures.Downtime); None: it never fails
+        self.downtime = None
 
     def __repr__(self) -> str:
         return f"<{self.role} {self.name} ({self.profile_name})>"
@@ -147,7 +152,9 @@ class Node:
         `Hold` the caller releases, e.g. a device's forward waiting for the server's gradient).
         `rnd` defaults to the current round. `fn` may be a step computed ahead of the clock (an
         `AheadStep` of cosim.learn.workers): its result and counted cost are collected at the step's
-        simulated start. Use as `result = yield from node.compute(...)`.
+        simulated start. Raises `OutOfMemory` (or `RunAborted`, per `failures.oom`) when the step's
+        saved activations bring the node over its capacity, `ServerFailed` when the node fails
+        mid-step; a step waits while its node is down. Use as `result = yield from node.compute(...)`.
         """
         kind = _kind(kind, category="compute").name
         rnd = self.sim.current_round if rnd is None else rnd
@@ -159,6 +166,8 @@ class Node:
             back = self.conditions.next_available_s(self.sim.now)
             if back > self.sim.now:  # away (availability off): nothing computes until it is back
                 yield self.sim.env.timeout(back - self.sim.now) if math.isfinite(back) else self.sim.env.event()
+            if self.downtime is not None:   # a failed server computes nothing until it is back
+                yield from self.downtime.wait_up()
             t0 = self.sim.now
             result, cost = fn.collect() if ahead else self.sim.meter.run((self.role, key), fn, *args, **kwargs)
             self.last_cost = cost
@@ -166,8 +175,17 @@ class Node:
             saved = keep.resize(cost.saved_activation_bytes) if keep is not None else \
                 self.memory.hold(f"activations:{kind}", cost.saved_activation_bytes)
             mem = self.memory.total
+            if mem > self.memory.capacity_bytes:   # the step does not fit: failures.oom decides
+                if keep is None:
+                    saved.release()
+                out_of_memory(self, f"{kind} step", mem, rnd)
             if duration > 0:
-                yield self.sim.env.timeout(duration)
+                if self.downtime is None:
+                    yield self.sim.env.timeout(duration)
+                elif not (yield from self.downtime.run_for(duration)):
+                    if keep is None:
+                        saved.release()
+                    self._lose_step(kind, rnd, t0, cost.flops, duration)
             if keep is None:
                 saved.release()
             energy = self.profile.compute_power_w * duration
@@ -177,6 +195,17 @@ class Node:
             self.sim.trace.record(t0, self.sim.now, self.name, kind, rnd, flops=cost.flops, energy_j=energy,
                                   mem_bytes=mem, detail=detail)
         return result
+
+    def _lose_step(self, kind: str, rnd: int, t0: float, flops: float, duration_s: float) -> None:
+        """The server failed `now - t0` into a step of `duration_s`: the time spent so far is busy
+        (and its energy spent), the result is lost (a `lost_step` row), the caller sees ServerFailed."""
+        spent_s = self.sim.now - t0
+        energy = self.profile.compute_power_w * spent_s
+        self.busy_s += spent_s
+        self.compute_energy_j += energy
+        self.sim.trace.record(t0, self.sim.now, self.name, "lost_step", rnd, flops=flops * spent_s / duration_s,
+                              energy_j=energy, mem_bytes=self.memory.total, detail=f"{kind}: {self.name} failed")
+        raise ServerFailed(self.name, self.sim.now, f"{kind} step lost: {self.name} failed")
 
     @property
     def energy_j(self) -> float:
