@@ -127,8 +127,9 @@ def build(sc: Scenario) -> Simulation:
     """Everything a run needs, ready for the scheme: nodes, network, learner, meter, codec."""
     torch.set_num_threads(sc.runtime.torch_threads)
     stop = StopRule(rounds=sc.scheme.rounds, sim_time_s=sc.stop.sim_time_s or math.inf,
-                    target_accuracy=sc.stop.target_accuracy)
+                    target_accuracy=sc.stop.target_accuracy, max_wall_s=sc.runtime.max_wall_s or math.inf)
     sim = Simulation(sc.seed, stop)
+    sim.rounds_need_coverage = type(sc.scheme).needs_coverage
     _nodes(sim, sc)
     links = {ap.name: e.link or sc.network.link for ap, e in zip(sim.edge, sc.edge)}
     sim.network = Network(sim, sc.network, link_models=links)
@@ -189,12 +190,7 @@ def _run_scheme(sim: Simulation, sc: Scenario, entry) -> None:
     else:   # the row still marks the start; no evaluation of the initial model
         sim.end_round(0, loss=math.nan, accuracy=math.nan)
     sim.control.start()
-    main = sim.process(entry.run(sim, sc.scheme))
-    while not main.processed:   # what env.run(until=main) does, with the stall seen on the queue itself
-        if sim.env.peek() == math.inf:  # nothing left to process: every client waits on something that never comes
-            sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
-            break
-        sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
+    sim.drive(sim.process(entry.run(sim, sc.scheme)))   # to its end, or to a stop limit (stop_reason)
     sim.settle()
 
 

@@ -98,6 +98,8 @@ for _name, _doc in [
     ("enter", "a device entered a watched coverage area"),
     ("leave", "a device left a watched coverage area"),
     ("sense", "a THz-ISAC link re-evaluated sensing SNR and communication rate"),
+    ("run_stopped", "the run stopped before its scheme finished (detail: why, and the round left unfinished)"),
+    ("out_of_range", "a device went beyond its link model's valid distance: out of coverage there (detail: how far)"),
 ]:
     declare(_name, "marker", _doc)
 
@@ -105,5 +107,6 @@ for _name, _doc in [
     ("drop", "a transfer gave up per the outage policy"),
     ("round_failed", "the outage policy failed the whole round"),
     ("leaked_buffer", "a received buffer still held when its round closed (a scheme forgot to release it)"),
+    ("no_participant", "no device was in coverage when a round was due: the round waited (or the run ended)"),
 ]:
     declare(_name, "fault", _doc)
