@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .control import ControlLoop, build_controller
+from .interrupts import RunInterrupted, stop_on_signals
 from .learn.accounting import StepMeter
 from .learn.adapters import add_lora, train_all
 from .learn.compress import TensorCodec
@@ -155,14 +156,19 @@ def run(scenario, overrides: dict[str, Any] | None = None, *, progress: bool | N
     sim.on_round_end.append(lambda rec: bar(rec))
 
     wall0 = time.perf_counter()
-    try:
-        _start_workers(sim, sc, writer.dir)
-        _run_scheme(sim, sc, entry)
-    finally:
-        if sim.learner.ahead is not None:
-            sim.learner.ahead.close()
-    bar(None)
-    writer.finish(sim)
+    with stop_on_signals(sim):   # SIGINT/SIGTERM: the run stops before its next event, its rows written
+        try:
+            _start_workers(sim, sc, writer.dir)
+            _run_scheme(sim, sc, entry)
+        finally:
+            if sim.learner.ahead is not None:
+                sim.learner.ahead.close()
+        bar(None)
+        writer.finish(sim)
+    if sim.interrupted and sim.stop_reason == sim.interrupted:   # (a signal after the last event changes nothing)
+        for hook in sim.on_interrupt:   # e.g. the last checkpoint made durable (cosim.checkpoint)
+            hook(sim)
+        raise RunInterrupted(writer.dir, sim.current_round, sim.now, sim.interrupted)
     if plots and sc.outputs.plots:
         from .plots import plot_run
 
@@ -214,4 +220,4 @@ def _progress(sc: Scenario, show: bool):
     return update
 
 
-__all__ = ["build", "load", "run", "Result", "ScenarioError"]
+__all__ = ["build", "load", "run", "Result", "RunInterrupted", "ScenarioError"]

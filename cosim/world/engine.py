@@ -95,8 +95,11 @@ class Simulation:
         self._rngs: dict[str, np.random.Generator] = {}
         self.current_round = 0
         self.stop_reason = ""
-        #: set by a signal handler (cosim.run): the run stops before the next event
+        #: set by a signal handler (cosim.interrupts): the run stops before the next event
         self.interrupted = ""
+        #: called with the simulation after an interrupted run's rows are written, before
+        #: `cosim.run` raises RunInterrupted: the place for a checkpoint hook (cosim.checkpoint)
+        self.on_interrupt: list[Callable[["Simulation"], None]] = []
         #: whether a round needs a device in coverage to run (false: a scheme without transfers)
         self.rounds_need_coverage = True
         self._wall_start_s = math.inf   # host clock at `drive`'s start, for `stop.max_wall_s` only
