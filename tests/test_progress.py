@@ -10,7 +10,6 @@ import time
 import pytest
 
 from conftest import tiny_scenario
-from cosim.results import load_run
 from cosim.run import run
 from cosim.world.engine import Simulation, StopRule
 from cosim.world.mobility import Static
