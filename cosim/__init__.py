@@ -19,5 +19,7 @@ from .scenario import Scenario, ScenarioError, load  # noqa: E402
 from .schemes import SCHEMES  # noqa: E402
 from .compare import compare  # noqa: E402
 from .sweep import sweep  # noqa: E402
+from .interrupts import BatchInterrupted, RunInterrupted  # noqa: E402
 
-__all__ = ["SCHEMES", "Result", "Scenario", "ScenarioError", "build", "compare", "load", "load_run", "run", "sweep"]
+__all__ = ["SCHEMES", "BatchInterrupted", "Result", "RunInterrupted", "Scenario", "ScenarioError", "build", "compare",
+           "load", "load_run", "run", "sweep"]

@@ -44,7 +44,8 @@ REFUSED = "checkpoint.refused"
 #: Bumped when the layout changes: an older file is refused, not misread.
 VERSION = 1
 #: Simulation attributes that are rebuilt (anchors) or transient, never saved.
-_NOT_SAVED = {"env", "trace", "on_round_end", "on_round_boundary", "learner", "meter", "_unsettled", "checkpoints", "resumed",
+_NOT_SAVED = {"env", "trace", "on_round_end", "on_round_boundary", "on_interrupt", "learner", "meter", "_unsettled",
+              "checkpoints", "resumed",
               "rescore"}
 
 

@@ -190,11 +190,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .control.decision import DecisionError
+    from .interrupts import EXIT_INTERRUPTED, interruptible
     from .scenario import ScenarioError
     from .world.invariants import InvariantViolation
 
     try:
-        return args.fn(args)
+        with interruptible():   # SIGTERM stops like Ctrl-C: exit 130 with one line, no traceback
+            return args.fn(args)
+    except KeyboardInterrupt as err:   # RunInterrupted / BatchInterrupted say where it stopped
+        print(str(err) if type(err) is not KeyboardInterrupt else "interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ScenarioError as err:
         for line in err.problems:
             print(f"error: {line}", file=sys.stderr)

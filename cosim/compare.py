@@ -12,6 +12,8 @@ scenario's `compare:` list, e.g.
 so the same scheme can run twice with different knobs, or from `schemes=[...]`: labels from that
 list, or plain scheme names. It writes `results/<name>/compare-<stamp>/comparison.csv` and
 `comparison.png` (accuracy over simulated time, one line per label; peak memory bars).
+comparison.csv is rewritten (whole: `write_atomic`) as each entry finishes; an interrupted
+compare keeps the finished entries there and raises `BatchInterrupted`.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from .results import unique_dir
+from .interrupts import BatchInterrupted, RunInterrupted
+from .results import unique_dir, write_atomic
 from .scenario import CompareEntry, ScenarioError, _problems, _validate_scheme, apply_overrides, load, read_raw
 from .schemes import SCHEMES
 
@@ -70,17 +73,20 @@ def compare(scenario, schemes: list[str] | None = None, overrides: dict[str, Any
     labelled = entries_of(scenario, schemes, overrides)
     labels, scenarios = [label for label, _ in labelled], [sc for _, sc in labelled]
 
-    rows, curves = [], {}
+    first = scenarios[0]
+    rows, curves, out = [], {}, None
     for label, sc in labelled:
-        result = run(sc, progress=progress, plots=False)
+        try:
+            result = run(sc, progress=progress, plots=False)
+        except KeyboardInterrupt as stop:   # the entries that finished are in comparison.csv already
+            raise BatchInterrupted("compare", len(rows), len(labelled), out and out / "comparison.csv",
+                                   stop if isinstance(stop, RunInterrupted) else None) from None
         rows.append({**result.summary, "time_to_target_s": _time_to_target(result.rounds, sc.stop.target_accuracy),
                      "run_dir": str(result.dir)})
         curves[label] = result.rounds
-    table = pd.DataFrame(rows, index=pd.Index(labels))
-
-    first = scenarios[0]
-    out = _new_dir(Path(first.outputs.dir) / first.name)
-    table.to_csv(out / "comparison.csv", index_label="label")
+        out = out or _new_dir(Path(first.outputs.dir) / first.name)
+        table = pd.DataFrame(rows, index=pd.Index(labels[:len(rows)]))   # written as each entry finishes
+        write_atomic(out / "comparison.csv", table.to_csv(index_label="label"))
     # the plot names its bars by the `scheme` column: give it the labels, which tell entries apart
     plot_comparison(table.assign(scheme=labels), curves, out / "comparison.png",
                     title=f"{first.name}: {', '.join(labels)}")

@@ -12,12 +12,16 @@
         *.png              plots
 
 A killed run keeps every finished round: rounds.csv, events.parts/ and nodes.csv/summary.json
-are on disk after each round. `load_run` reads either form.
+are on disk after each round. Every file is written whole or not at all (`write_atomic`: a temp
+file beside it, fsync'd, renamed over the old one), so a kill at any moment leaves the previous
+round's file or this one's, never a torn one. `load_run` reads either form.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +57,40 @@ class Result:
         s = self.summary
         return (f"Result({s.get('name')!r}, rounds={s.get('rounds')}, sim_time_s={s.get('sim_time_s'):.1f}, "
                 f"final_accuracy={s.get('final_accuracy'):.3f}, dir='{self.dir}')")
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` whole or not at all: written to a hidden temp file beside it
+    (readers skip names starting with "."), fsync'd, renamed over `path` (atomic on POSIX), then
+    the folder fsync'd so the rename itself reaches the disk. A kill at any moment leaves the old
+    file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:   # a platform without directory handles (Windows): the rename is all there is
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
 
 
 def unique_dir(parent: Path, stem: str) -> Path:
@@ -152,7 +190,7 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.parts = self.dir / "events.parts"
         self.parts.mkdir(parents=True, exist_ok=True)
-        (self.dir / "scenario.yaml").write_text(scenario_yaml)
+        write_atomic(self.dir / "scenario.yaml", scenario_yaml)
         self.scheme, self.name = scheme, name
         self._part = 0
         self._t0 = time.perf_counter()
@@ -163,19 +201,21 @@ class RunWriter:
         rows = sim.trace.drain()
         if rows:
             self._part += 1
-            pq.write_table(_events_table(rows), self.parts / f"part-{self._part:05d}.parquet")
+            write_atomic(self.parts / f"part-{self._part:05d}.parquet", parquet_bytes(_events_table(rows)))
         if len(sim.round_records) > self._rounds_written:  # rewritten whole: rounds are few, columns may grow
-            rounds_frame(sim.round_records).to_csv(self.dir / "rounds.csv", index=False)
+            write_atomic(self.dir / "rounds.csv", rounds_frame(sim.round_records).to_csv(index=False))
             self._rounds_written = len(sim.round_records)
         decisions = sim.control.new_rows() if sim.control is not None else []
         if decisions:   # appended as decided (decisions.csv: t_s, round, timescale, controller, device, setting, value)
             path = self.dir / "decisions.csv"
-            pd.DataFrame(decisions, columns=DECISION_COLUMNS).to_csv(path, mode="a", header=not path.exists(),
-                                                                      index=False)
+            with open(path, "a") as f:
+                pd.DataFrame(decisions, columns=DECISION_COLUMNS).to_csv(f, header=f.tell() == 0, index=False)
+                f.flush()
+                os.fsync(f.fileno())
         nodes = nodes_frame(sim)
-        nodes.to_csv(self.dir / "nodes.csv", index=False)
+        write_atomic(self.dir / "nodes.csv", nodes.to_csv(index=False))
         summary = summarize(sim, nodes, self.scheme, self.name, time.perf_counter() - self._t0)
-        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_atomic(self.dir / "summary.json", json.dumps(summary, indent=2))
 
     def offsets(self) -> dict:
         """How far the folder is written (a checkpoint keeps it; `resume_at` goes back to it)."""
@@ -204,22 +244,23 @@ class RunWriter:
         parts = sorted(self.parts.glob("part-*.parquet"))
         tables = [pq.read_table(p) for p in parts]
         table = pa.concat_tables(tables) if tables else _EVENT_SCHEMA.empty_table()
-        pq.write_table(table, self.dir / "events.parquet")
+        write_atomic(self.dir / "events.parquet", parquet_bytes(table))   # then the parts may go
         for p in parts:
             p.unlink()
         self.parts.rmdir()
         tracks = tracks_frame(sim)
         if not tracks.empty:
-            tracks.to_parquet(self.dir / "tracks.parquet", index=False)
+            write_atomic(self.dir / "tracks.parquet", parquet_bytes(pa.Table.from_pandas(tracks, preserve_index=False)))
 
 
 def load_run(run_dir) -> Result:
     """Read a run folder (finished or interrupted) back into a Result."""
     run_dir = Path(run_dir)
+    parts = sorted((run_dir / "events.parts").glob("part-*.parquet"))   # a killed run's (no temp files)
     if (run_dir / "events.parquet").is_file():
         events = pd.read_parquet(run_dir / "events.parquet")
-    elif (run_dir / "events.parts").is_dir() and any((run_dir / "events.parts").iterdir()):
-        events = pd.read_parquet(run_dir / "events.parts")
+    elif parts:
+        events = pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()
     else:
         events = rows_to_frame([])
     rounds = pd.read_csv(run_dir / "rounds.csv") if (run_dir / "rounds.csv").is_file() else pd.DataFrame()

@@ -16,6 +16,7 @@ import torch
 
 from . import checkpoint
 from .control import ControlLoop, build_controller
+from .interrupts import RunInterrupted, stop_on_signals
 from .learn.accounting import StepMeter
 from .learn.adapters import add_lora, train_all
 from .learn.compress import TensorCodec
@@ -130,8 +131,9 @@ def build(sc: Scenario) -> Simulation:
     """Everything a run needs, ready for the scheme: nodes, network, learner, meter, codec."""
     torch.set_num_threads(sc.runtime.torch_threads)
     stop = StopRule(rounds=sc.scheme.rounds, sim_time_s=sc.stop.sim_time_s or math.inf,
-                    target_accuracy=sc.stop.target_accuracy)
+                    target_accuracy=sc.stop.target_accuracy, max_wall_s=sc.runtime.max_wall_s or math.inf)
     sim = Simulation(sc.seed, stop)
+    sim.rounds_need_coverage = type(sc.scheme).needs_coverage
     _nodes(sim, sc)
     links = {ap.name: e.link or sc.network.link for ap, e in zip(sim.edge, sc.edge)}
     sim.network = Network(sim, sc.network, link_models=links)
@@ -201,17 +203,27 @@ def _run(sim: Simulation, sc: Scenario, writer: RunWriter, *, progress, plots, r
     sim.on_round_end.append(lambda rec: bar(rec))
     sim.checkpoints = checkpoint.Checkpoints(writer.dir, sc.runtime.checkpoint_every_s, writer)
     sim.on_round_boundary.append(lambda state: sim.checkpoints.boundary(sim, state))
+    sim.on_interrupt.append(lambda sim: checkpoint.write(sim, writer.dir))
 
     wall0 = time.perf_counter()
-    try:
-        _start_workers(sim, sc, writer.dir)
-        sim.rescore_pending()
-        _run_scheme(sim, sc, entry, resumed=resumed)
-    finally:
-        if sim.learner.ahead is not None:
-            sim.learner.ahead.close()
-    bar(None)
-    writer.finish(sim)
+    with stop_on_signals(sim):   # SIGINT/SIGTERM: the run stops before its next event, its rows written
+        try:
+            _start_workers(sim, sc, writer.dir)
+            sim.rescore_pending()
+            _run_scheme(sim, sc, entry, resumed=resumed)
+        finally:
+            if sim.learner.ahead is not None:
+                sim.learner.ahead.close()
+        bar(None)
+        interrupted = bool(sim.interrupted) and sim.stop_reason == sim.interrupted   # (not a signal after the end)
+        if interrupted:   # written so far; the event parts stay, for `--resume` to go on from its checkpoint
+            writer.flush(sim)
+        else:
+            writer.finish(sim)
+    if interrupted:
+        for hook in sim.on_interrupt:   # the last round boundary's checkpoint made durable
+            hook(sim)
+        raise RunInterrupted(writer.dir, sim.current_round, sim.now, sim.interrupted)
     sim.checkpoints.close(sim)
     if plots and sc.outputs.plots:
         from .plots import plot_run
@@ -243,19 +255,12 @@ def _run_scheme(sim: Simulation, sc: Scenario, entry, resumed: bool = False) -> 
     else:   # the row still marks the start; no evaluation of the initial model
         sim.end_round(0, loss=math.nan, accuracy=math.nan)
         sim.control.start()
-    main = sim.process(entry.run(sim, sc.scheme))
-    while not main.processed:   # what env.run(until=main) does, with the stall seen on the queue itself
-        if sim.env.peek() == math.inf:  # nothing left to process: every client waits on something that never comes
-            sim.stop_reason = f"stalled at t={sim.now:.3f}s: no event left to process"
-            break
-        try:
-            sim.env.step()   # an error in the scheme's process is raised here, as env.run raised it
-        except RunAborted as stop:   # a failure whose policy stops the run (failures.oom: abort)
-            sim.stop_reason = stop.reason
-            break
-        except (OutOfMemory, ServerFailed) as lost:   # a fault in the scheme's own process, which it cannot survive
-            sim.stop_reason = f"{lost} (in {sc.scheme.name}'s own process: it cannot go on without that work)"
-            break
+    try:   # to its end, or to a stop limit (stop_reason)
+        sim.drive(sim.process(entry.run(sim, sc.scheme)))
+    except RunAborted as stop:   # a failure whose policy stops the run (failures.oom: abort)
+        sim.stop_reason = stop.reason
+    except (OutOfMemory, ServerFailed) as lost:   # a fault in the scheme's own process, which it cannot survive
+        sim.stop_reason = f"{lost} (in {sc.scheme.name}'s own process: it cannot go on without that work)"
     sim.settle()
     if sim.verifier is not None:
         sim.verifier.finish()
@@ -281,4 +286,4 @@ def _progress(sc: Scenario, show: bool, start: int = 0):
     return update
 
 
-__all__ = ["build", "load", "run", "Result", "ScenarioError"]
+__all__ = ["build", "load", "run", "Result", "RunInterrupted", "ScenarioError"]

@@ -168,6 +168,10 @@ class OutputsConfig(Strict):
 class RuntimeConfig(Strict):
     """How the host runs the real compute; never changes a table (cosim.learn.workers)."""
     torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for this run's process")
+    max_wall_s: float | None = Field(None, gt=0, description="stop the run (stop_reason says so) once this much "
+                                     "host time has passed since the simulated clock started (after the build), "
+                                     "between two events; host time only ever stops a run, it never times one. "
+                                     "null = no limit")
     workers: int | Literal["auto"] = Field(
         1, description="processes (or Ray actors) that run compute independent in event time ahead of the clock: "
                        "1 = everything in this process; auto = the usable cores")

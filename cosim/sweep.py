@@ -15,7 +15,10 @@ backend "local" is a spawn-context process pool on this machine, backend "ray" o
 point, on a local Ray or on a cluster (`address=`). Nothing here schedules beyond that.
 
 It writes `results/<name>/sweep-<stamp>/sweep.csv` (a row appended as each run finishes, so a killed
-sweep keeps its finished rows; rewritten in grid order at the end) and `sweep.png`.
+sweep keeps its finished rows; rewritten in grid order at the end) and `sweep.png`. Interrupted
+(SIGINT/SIGTERM), it stops its workers (each running point stops as an interrupted run), keeps
+the points that finished and raises `BatchInterrupted`; a worker also stops when the sweep's
+process dies (`cosim.interrupts.worker_init`).
 A script that calls `sweep` needs the usual `if __name__ == "__main__":` guard: spawned workers
 import the caller's main module.
 """
@@ -37,11 +40,15 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from .interrupts import EXIT_INTERRUPTED, BatchInterrupted, RunInterrupted, parent_gone, stop_workers, worker_init
 from .learn.workers import import_ray, ray_temp_dir, start_ray
-from .results import unique_dir
+from .results import unique_dir, write_atomic
 from .scenario import ScenarioError, SweepConfig, _problems, apply_overrides, read_raw, validate
 
 BACKENDS = ("local", "ray")
+#: How long an interrupted sweep waits for its stopped workers to report, s (their points' rows are
+#: written whatever happens; this is only for the points that finished meanwhile to enter sweep.csv).
+STOP_GRACE_S = 30.0
 #: Columns `cosim sweep` prints after the swept keys (the CSV keeps every column).
 SHOWN = ("final_accuracy", "final_perplexity", "sim_time_s", "device_peak_memory_bytes", "bytes_up", "energy_j",
          "wall_time_s")
@@ -123,12 +130,17 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
             (out / POINTS_FILE).unlink(missing_ok=True)
             out.rmdir()
         raise
+    except KeyboardInterrupt:   # the workers were stopped; the points that finished are kept
+        table = pd.DataFrame([rows[i] for i in sorted(rows)], index=pd.Index(sorted(rows), name="point"))
+        if rows:
+            write_atomic(out / "sweep.csv", table.to_csv(index_label="point"))
+        raise BatchInterrupted("sweep", len(rows), len(points), out / "sweep.csv" if rows else None) from None
     finally:
         bar(None)
 
     table = pd.DataFrame([rows[i] for i in sorted(rows)], index=pd.Index(sorted(rows), name="point"))
     if rows:
-        table.to_csv(out / "sweep.csv", index_label="point")
+        write_atomic(out / "sweep.csv", table.to_csv(index_label="point"))
         plot_sweep(table, keys, out / "sweep.png", title=f"{first.name}: sweep of {len(points)} runs")
     table.attrs["dir"], table.attrs["keys"] = out, keys
     if failures:
@@ -280,6 +292,10 @@ def run_point(raw: dict, cwd: str, note: str | None = None) -> tuple:
             result = run(resume=noted, progress=False, plots=False, started=started)
         else:
             result = run(raw, progress=False, plots=False, started=started)
+    except RunInterrupted as stop:   # the sweep was interrupted: this point's folder is written up to there
+        if parent_gone():
+            os._exit(EXIT_INTERRUPTED)   # nobody to report to
+        return ("interrupted", [str(stop)])
     except ScenarioError as err:
         return ("bad", list(err.problems))
     except FileNotFoundError as err:
@@ -296,17 +312,36 @@ def _run_local(raws: list[dict], workers: int, finished, notes: list[str] | None
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), **fresh)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init,
+                               **fresh)
+    pending: dict = {}
+
+    def collect(done) -> None:
+        for future in sorted(done, key=pending.get):
+            i = pending.pop(future)
+            if future.cancelled():
+                continue
+            error = future.exception()
+            finished(i, future.result() if error is None else
+                     ("error", [f"the worker process died: {type(error).__name__}: {error}"]))
+
     try:
         notes = notes or [None] * len(raws)
-        pending = {pool.submit(run_point, raw, os.getcwd(), note): i for i, (raw, note) in enumerate(zip(raws, notes))}
+        pending.update({pool.submit(run_point, raw, os.getcwd(), note): i
+                        for i, (raw, note) in enumerate(zip(raws, notes))})
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=pending.get):
-                i = pending.pop(future)
-                error = future.exception()
-                finished(i, future.result() if error is None else
-                         ("error", [f"the worker process died: {type(error).__name__}: {error}"]))
+            collect(done)
+    except KeyboardInterrupt:   # stop the workers: each running point stops as an interrupted run
+        for future in pending:
+            future.cancel()
+        stop_workers(list((pool._processes or {}).keys()))
+        try:   # the points that finish meanwhile are kept; a second interrupt stops waiting
+            done, _ = wait(pending, timeout=STOP_GRACE_S)
+            collect(done)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -342,7 +377,12 @@ def _run_ray(raws: list[dict], workers: int, address: str | None, out: Path, fin
             while queue and len(pending) < workers:
                 i, raw = queue.pop(0)
                 pending[task.remote(raw, cwd)] = i
-            done, _ = ray.wait(list(pending), num_returns=1)
+            try:
+                done, _ = ray.wait(list(pending), num_returns=1)
+            except KeyboardInterrupt:   # the running tasks are cancelled; ray.shutdown stops a local Ray's workers
+                for ref in pending:
+                    ray.cancel(ref)
+                raise
             for ref in done:
                 i = pending.pop(ref)
                 try:
@@ -397,14 +437,15 @@ class _Appender:
 
     def __init__(self, path: Path):
         self.path, self.header = path, None
+        self.frames: list[pd.DataFrame] = []
 
     def append(self, point: int, row: dict) -> None:
+        """Rewritten whole (`write_atomic`): a kill leaves the previous rows or these, never a torn line."""
         frame = pd.DataFrame([row], index=pd.Index([point], name="point"))
         if self.header is None:
             self.header = list(frame.columns)
-            frame.to_csv(self.path, index_label="point")
-        else:
-            frame.reindex(columns=self.header).to_csv(self.path, mode="a", header=False)
+        self.frames.append(frame.reindex(columns=self.header))
+        write_atomic(self.path, pd.concat(self.frames).to_csv(index_label="point"))
 
 
 def _bar(total: int, name: str, show: bool):

@@ -240,3 +240,34 @@ def test_with_workers_a_checkpoint_keeps_the_evaluation_still_running_and_the_re
     resumed = cosim.run(resume=run_dir, progress=False, plots=False)
     assert resumed.summary["rounds"] == 4
     _same_tables(full.dir, run_dir)
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint_to_the_tables_of_one_that_never_stopped(
+        tmp_path, monkeypatch):
+    """A signal (here: what the handler sets, `sim.interrupted`) mid-round 3: the run stops before its
+    next event, writes its rows and its last checkpoint, raises RunInterrupted; `resume` drops what
+    came after that checkpoint (round 3's partial events, the run_stopped row) and goes on."""
+    from cosim.interrupts import RunInterrupted
+
+    full = cosim.run(_scenario(tmp_path / "full", "fedavg"), progress=False, plots=False)
+    boundary = checkpoint.Checkpoints.boundary
+
+    def interrupt_in_round_3(self, sim, state):
+        boundary(self, sim, state)
+        if sim.current_round == 2:
+            sim.process(_signal_later(sim))
+
+    def _signal_later(sim):
+        yield sim.timeout(1e-3)
+        sim.interrupted = "interrupted (SIGINT)"
+
+    monkeypatch.setattr(checkpoint.Checkpoints, "boundary", interrupt_in_round_3)
+    with pytest.raises(RunInterrupted):
+        cosim.run(_scenario(tmp_path / "cut", "fedavg"), progress=False, plots=False)
+    monkeypatch.undo()
+    (run_dir,) = Path(tmp_path / "cut" / "results").glob("*/*") if (tmp_path / "cut" / "results").is_dir() else \
+        Path(_scenario(tmp_path / "cut", "fedavg")["outputs"]["dir"]).glob("*/*")
+    assert (run_dir / checkpoint.FILE).is_file() and (run_dir / "events.parts").is_dir()
+    resumed = cosim.run(resume=run_dir, progress=False, plots=False)
+    assert resumed.summary["rounds"] == 4 and "run_stopped" not in set(resumed.events.kind)
+    _same_tables(full.dir, run_dir)

@@ -40,6 +40,9 @@ class SchemeConfig(Strict):
     #: fixed settings or equal band shares; a scheme that publishes its costs and reads cuts and
     #: codecs at its round boundaries (sft) adds its own
     controllers: ClassVar[tuple[str, ...]] = ("fixed", "equal")
+    #: whether a round needs a device in coverage (a round nobody could join waits for one:
+    #: Simulation.rounds); false for a scheme without transfers (local_lora)
+    needs_coverage: ClassVar[bool] = True
     #: The model tasks (`model.task`) the scheme can train; a scheme narrows it where its method
     #: only makes sense for one (checked before the run, with the reason in `task_note`).
     tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm")

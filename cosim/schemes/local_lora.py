@@ -11,7 +11,7 @@ device's adapters, evaluated only (never sent back: the devices keep training th
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,8 @@ from .common import local_step
 
 
 class LocalLoraConfig(LoraRequired):
+    needs_coverage: ClassVar[bool] = False   # no transfers: coverage never stops a round
+
     name: str = "local_lora"
     evaluate: Literal["first", "average"] = Field("first", description="which model each round's evaluation scores")
 

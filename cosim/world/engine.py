@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -69,11 +70,16 @@ class Trace:
 
 @dataclass
 class StopRule:
-    """Stop after `rounds`, at `sim_time_s`, or at `target_accuracy`, whichever comes first."""
+    """Stop after `rounds`, at `sim_time_s`, or at `target_accuracy`, whichever comes first; or
+    after `max_wall_s` of host time (runtime.max_wall_s: only ever read to stop, never to time).
+
+    `rounds` and `target_accuracy` are read between rounds; `sim_time_s` and `max_wall_s` between
+    any two events (`Simulation.drive`), so they end a run mid-round."""
 
     rounds: int
     sim_time_s: float = float("inf")
     target_accuracy: float | None = None
+    max_wall_s: float = float("inf")
 
 
 @dataclass
@@ -111,6 +117,14 @@ class Simulation:
         self.resumed = None
         #: a resumed run's rounds whose evaluation was running at the checkpoint: (record, row, state)
         self.rescore: list[tuple] = []
+        #: set by a signal handler (cosim.interrupts): the run stops before the next event
+        self.interrupted = ""
+        #: called with the simulation after an interrupted run's rows are written, before
+        #: `cosim.run` raises RunInterrupted: the place for a checkpoint hook (cosim.checkpoint)
+        self.on_interrupt: list[Callable[["Simulation"], None]] = []
+        #: whether a round needs a device in coverage to run (false: a scheme without transfers)
+        self.rounds_need_coverage = True
+        self._wall_start_s = math.inf   # host clock at `drive`'s start, for `stop.max_wall_s` only
         # attached by the builder (cosim.run): nodes, network, learner
         self.devices: list = []
         self.edge: list = []
@@ -158,16 +172,21 @@ class Simulation:
 
     # --- rounds --------------------------------------------------------------------------------
     def rounds(self) -> Iterator[int]:
-        """Round numbers 1, 2, … until the stop rule says enough (checked before each round); a
+        """Round numbers 1, 2, … until the stop rule says enough (checked before each round).
+
+        A round that no device could take part in (none in coverage) waits for the next coverage
+        change first (`_wait_for_participants`), or the run ends when no device can come back. A
         resumed run goes on after the round its checkpoint closed."""
         rnd = self.current_round
         while True:
             rnd += 1
             reason = self._stop_reason(rnd)
+            if not reason:
+                self.current_round = rnd   # what happens while it waits for a participant is the round's
+                reason = self._wait_for_participants(rnd)
             if reason:
-                self.stop_reason = reason
+                self.stop_reason = self.stop_reason or reason
                 return
-            self.current_round = rnd
             if self.control is not None:   # decisions for this round (cosim.control), before it runs
                 self.control.round_started(rnd)
             yield rnd
@@ -187,6 +206,98 @@ class Simulation:
             acc = self.round_records[-1].accuracy
             if acc == acc and acc >= self.stop.target_accuracy:
                 return f"target_accuracy={self.stop.target_accuracy:g} reached"
+        return ""
+
+    # --- progress: the run either advances or stops with its reason ------------------------------
+    def drive(self, main: simpy.Process) -> None:
+        """Step the environment until `main` (the scheme's process) ends, or until the run must stop
+        before its next event: that event lies beyond `stop.sim_time_s` (the clock is moved to the
+        limit: a round in progress ends there), the host's wall clock passed `stop.max_wall_s`, a
+        signal asked to stop (`interrupted`), or no event is left (every process waits on something
+        that never comes). `stop_reason` says which. What `env.run(until=main)` does otherwise: an
+        error in the scheme's process is raised here. The wall clock counts from this call."""
+        self._wall_start_s = time.monotonic()
+        while not main.processed:
+            reason = self._halt_reason() or self._stalled()
+            if reason:
+                self._halt(reason)
+                return
+            self.env.step()
+
+    def _halt_reason(self) -> str:
+        """Why the run must stop before the next event ('' if it need not)."""
+        if self.interrupted:
+            return self.interrupted
+        if self.env.peek() > self.stop.sim_time_s:
+            self._advance_to(self.stop.sim_time_s)
+            return f"sim_time_s={self.stop.sim_time_s:g} reached"
+        if time.monotonic() - self._wall_start_s >= self.stop.max_wall_s:
+            return f"max_wall_s={self.stop.max_wall_s:g} reached"
+        return ""
+
+    def _stalled(self) -> str:
+        if self.env.peek() == math.inf:
+            return f"stalled at t={self.now:.3f}s: no event left to process"
+        return ""
+
+    def _halt(self, reason: str) -> None:
+        """Stop mid-run: the round in progress is not closed (no rounds.csv row: its model never
+        reached the server); its events so far stay in the trace, with a `run_stopped` row."""
+        self.stop_reason = reason
+        closed = max([r.round for r in self.round_records] + [u[0].round for u in self._unsettled], default=-1)
+        unfinished = self.current_round if self.current_round > closed else None
+        self.trace.record(self.now, self.now, "", "run_stopped", detail=reason + (
+            f"; round {unfinished} unfinished" if unfinished is not None else ""))
+
+    def _advance_to(self, t_s: float) -> None:
+        """Move the clock to `t_s` when no event comes before it (an urgent event at `t_s`)."""
+        if t_s > self.now:
+            marker = self.env.event()
+            marker._ok, marker._value = True, None
+            self.env.schedule(marker, simpy.core.URGENT, t_s - self.now)
+            self.env.step()
+
+    def _wait_for_participants(self, rnd: int) -> str:
+        """Before round `rnd`: when no device is in coverage, step the simulation (in place: the
+        round loop is a plain iterator inside the scheme's process) to each next instant the
+        coverage of some device may change, until one is in coverage — one `no_participant` fault
+        row spans the wait. Returns a stop reason when no device can ever come back (every link
+        state is final: left for good, beyond range and static) or a stop limit comes first."""
+        if not self.rounds_need_coverage or self.network is None or not self.devices:
+            return ""
+        if any(self.network.in_coverage(d) for d in self.devices):
+            return ""
+        t0, active = self.now, self.env.active_process
+        reason = ""
+        try:
+            while not reason:
+                t_next = min(self.network.next_coverage_change_s(d, self.now) for d in self.devices)
+                if not math.isfinite(t_next):
+                    reason = "no participant can return"
+                    break
+                reason = self._step_until(t_next)
+                if not reason and any(self.network.in_coverage(d) for d in self.devices):
+                    break
+        finally:
+            self.env._active_proc = active   # the nested steps ran other processes
+        detail = (f"before round {rnd}: no device in coverage for {self.now - t0:.6g} s" if not reason else
+                  f"before round {rnd}: no device in coverage since t={t0:.6g}s; {reason}")
+        self.trace.record(t0, self.now, "", "no_participant", rnd, detail=detail)
+        if reason and reason != "no participant can return":
+            self.stop_reason = reason
+        return reason
+
+    def _step_until(self, t_s: float) -> str:
+        """Process every event before `t_s`, then move the clock to `t_s`; a stop reason instead
+        when the run must stop first (a stop limit, a signal)."""
+        while self.env.peek() < t_s:
+            reason = self._halt_reason()
+            if reason:
+                return reason
+            self.env.step()
+        if t_s > self.stop.sim_time_s:
+            return self._halt_reason()
+        self._advance_to(t_s)
         return ""
 
     def close_round(self, rnd: int, state, train_losses, *, evaluate=None, **extra) -> RoundRecord:

@@ -99,6 +99,8 @@ for _name, _doc in [
     ("leave", "a device left a watched coverage area"),
     ("sense", "a THz-ISAC link re-evaluated sensing SNR and communication rate"),
     ("server_up", "a failed server is back (cosim.world.failures)"),
+    ("run_stopped", "the run stopped before its scheme finished (detail: why, and the round left unfinished)"),
+    ("out_of_range", "a device went beyond its link model's valid distance: out of coverage there (detail: how far)"),
 ]:
     declare(_name, "marker", _doc)
 
@@ -109,5 +111,6 @@ for _name, _doc in [
     ("oom", "a step or received buffer brought its node over its memory capacity; failures.oom decides what follows"),
     ("server_down", "a server failed (failures.servers): its in-flight steps and transfers are lost"),
     ("lost_step", "a step lost when its server failed: busy time and energy spent until then"),
+    ("no_participant", "no device was in coverage when a round was due: the round waited (or the run ended)"),
 ]:
     declare(_name, "fault", _doc)

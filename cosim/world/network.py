@@ -11,7 +11,11 @@ positions, log-normal shadowing correlated over distance (Gudmundson), small-sca
 every coherence time, SNR over the flow's share of the band, Shannon rate.
 Coverage is decided on the downlink large-scale SNR (no fast fading) over the full band: a device
 whose large-scale SNR is below `snr_threshold_db`, or that has left the area, is out of coverage and its
-flows stall; the outage policy then waits, drops the client, or fails the round.
+flows stall; the outage policy then waits, drops the client, or fails the round. A flow in coverage
+whose rate is 0 stalls the same way (`outage.max_wait_s` of rate 0, then the policy).
+A device beyond its path-loss model's valid distance (TR 38.901: 5 km, RMa LOS 10 km) is out of
+coverage there, never given the loss at the range's edge nor an extrapolated one: one `out_of_range`
+row each time it goes beyond (free-space loss has no upper range; its SNR decides).
 
 Several access points: the serving one is re-chosen (nearest or strongest) as devices move, a
 handover is a trace row, and a hop in progress finishes where it started (see `Network`). Schemes
@@ -120,9 +124,14 @@ class NetworkConfig(Strict):
 class RadioLink:
     """One device ↔ access point link: large-scale state that follows the device, and fading blocks."""
 
-    def __init__(self, device, ap, config: NetworkConfig, rng: np.random.Generator):
+    def __init__(self, device, ap, config: NetworkConfig, rng: np.random.Generator, network=None):
+        """`network.record_out_of_range(link, t_s, detail)` is told each time the device goes beyond
+        the path-loss model's valid distance (an `out_of_range` row). An object, not a bound method:
+        a checkpoint saves the link with plain references (cosim.checkpoint builds no callables)."""
         self.device, self.ap, self.rng = device, ap, rng
         self.config = config
+        self.network = network
+        self._beyond = False      # beyond the model's valid distance at the last large-scale update
         self._anchor = None        # position at the last large-scale update
         self._loss_db = math.inf   # path loss minus shadowing gain, dB
         self._shadow_db = 0.0
@@ -162,7 +171,7 @@ class RadioLink:
         speed = mob.speed_mps(t_s)
         moved = math.inf if self._anchor is None else float(np.linalg.norm(pos - self._anchor))
         if moved >= self.spec.reevaluate_distance_m:
-            self._update_large_scale(pos, moved)
+            self._update_large_scale(pos, moved, t_s)
             moved = 0.0   # the anchor is here now
         until_s = min(exit_s, change_s)
         if speed <= 0:
@@ -181,7 +190,7 @@ class RadioLink:
     def channel(self) -> ChannelConfig:
         return self.config.channel
 
-    def _update_large_scale(self, pos: np.ndarray, moved_m: float) -> None:
+    def _update_large_scale(self, pos: np.ndarray, moved_m: float, t_s: float) -> None:
         net, ap_pos = self.config, self.ap.position_m(0.0)
         chain = net.channel
         d2d = float(np.hypot(*(pos[:2] - ap_pos[:2])))
@@ -194,9 +203,17 @@ class RadioLink:
                 los = bool(tr38901.sample_los(self.rng, scenario, d2d))
             else:
                 los = chain.pathloss.los == "los"
-            if d2d > tr38901.MAX_DISTANCE_2D_M:   # beyond the model's range: no coverage
+            # beyond the model's valid range (Table 7.4.1-1: 5 km, RMa LOS 10 km) there is no model to
+            # extrapolate: out of coverage, never a loss clamped at the edge of the range
+            max_m = tr38901.MAX_DISTANCE_2D_RMA_LOS_M if scenario == "rma" and los else tr38901.MAX_DISTANCE_2D_M
+            if d2d > max_m:
                 self._anchor, self._loss_db = pos, math.inf
+                if not self._beyond and self.network is not None:
+                    self.network.record_out_of_range(self, t_s, f"d2d_m={d2d:.6g} beyond {chain.pathloss.model}'s "
+                                         f"valid {max_m:g} m (TR 38.901 Table 7.4.1-1): out of coverage")
+                self._beyond = True
                 return
+            self._beyond = False
             # a height the scenario could not check before the run (a trace's z, a UAV's jitter) is
             # held inside this scenario's UT range (Table 7.4.1-1: UMa/UMi 1.5-22.5 m, RMa 1-10 m)
             h_ut_m = float(np.clip(pos[2], *tr38901.H_UT_RANGE_M[scenario]))
@@ -379,7 +396,7 @@ class Medium:
     the same stepwise bits_left -= rate × dt at every re-split as a per-flow loop would do.
     """
 
-    _COLUMNS = ("bits", "rate", "air", "loss", "gain", "radio", "tx", "nf", "until", "asked", "model")
+    _COLUMNS = ("bits", "rate", "air", "loss", "gain", "radio", "tx", "nf", "until", "asked", "model", "starved")
     _FLAGS = ("covered", "moves")   # in coverage when last asked; its valid-until moves (RadioLink.until_moves)
 
     def __init__(self, sim, name: str, capacity: float, uplink: bool, sharing: str, outage: OutagePolicy):
@@ -417,6 +434,7 @@ class Medium:
         self._bits[n] = nbits
         self._until[n] = -math.inf   # asked at once
         self._asked[n] = math.nan
+        self._starved[n] = math.nan   # since when its rate is 0 while in coverage (nan: it is not)
         self._covered[n] = self._moves[n] = False
         self._model[n] = flow.model
         if flow.model == _SHANNON:
@@ -550,11 +568,13 @@ class Medium:
         active = np.flatnonzero(self._covered[:n])
         if len(active):
             self._rates(now, active, due)
+            active, wake = self._starve(now, active, due, patience, wake)
+        if len(active):
             rate = self._rate[active]
             moving = rate > 0
             if moving.any():
                 wake = min(wake, float(np.min(now + self._bits[active][moving] / rate[moving])))
-        if n:
+        if self.flows:
             wake = self._earliest_change(now, wake)
         self._generation += 1
         if math.isfinite(wake):
@@ -562,6 +582,35 @@ class Medium:
             # never wake at `now` again: a state valid "until now" would loop without advancing time
             timer = self.sim.env.timeout(max(wake - now, _DONE_AIRTIME_S))
             timer.callbacks.append(lambda _e: self._wake(generation))
+
+    def _starve(self, now: float, active: np.ndarray, due: np.ndarray, patience: float, wake: float):
+        """A flow in coverage whose rate is 0 (a radio share or an allocated band of 0) is stalled
+        like one out of coverage: after `patience` of rate 0 it is dropped per the outage policy,
+        and the band is split again among the others. Returns (the active flows, the next wake)."""
+        n = len(self.flows)
+        starved = self._starved[:n]
+        zero = np.zeros(n, dtype=bool)
+        zero[active] = self._rate[active] <= 0
+        starved[~zero] = math.nan
+        if not zero.any():
+            return active, wake
+        starved[zero & np.isnan(starved)] = now
+        expired = zero & (now - starved >= patience)
+        if expired.any():
+            for i in np.flatnonzero(expired).tolist():
+                self.flows[i].done.fail(TransferDropped(self.flows[i].name, now,
+                                                        f"rate 0 in coverage since t={starved[i]:.3f}s"))
+            self._keep(~expired)
+            due, zero = due[~expired], zero[~expired]
+            n = len(self.flows)
+            active = np.flatnonzero(self._covered[:n])
+            self._split_n = -1   # fewer flows share the band: every share is new
+            if len(active):
+                self._rates(now, active, due)
+        waiting = self._starved[:n][zero[:n]] if zero[:n].any() else np.empty(0)
+        if len(waiting):
+            wake = min(wake, float(np.min(waiting)) + patience)
+        return active, wake
 
     def _rates(self, now: float, active: np.ndarray, due: np.ndarray) -> None:
         """Rates of the active flows (indices in arrival order) over their shares of the band. An
@@ -692,7 +741,7 @@ class Network:
 
                 self._links[key] = ThzIsacLink(device, ap, self.spec, rng, on_sense=self._record_sense)
             else:
-                self._links[key] = RadioLink(device, ap, self.spec, rng)
+                self._links[key] = RadioLink(device, ap, self.spec, rng, network=self)
         return self._links[key]
 
     def _record_sense(self, link, t_s: float, sensing_snr_db: float, rate_bps: float, error_rad: float,
@@ -702,6 +751,10 @@ class Network:
         self.sim.trace.record(t_s, t_s, link.ap.name, "sense", self.sim.current_round, peer=link.device.name,
                               detail=f"sensing_snr_db={sensing_snr_db:.3f} comm_rate_bps={rate_bps:.6g} "
                                      f"pointing_error_rad={error_rad:.6g} distance_m={distance_m:.6g}")
+
+    def record_out_of_range(self, link, t_s: float, detail: str) -> None:
+        self.sim.trace.record(t_s, t_s, link.device.name, "out_of_range", self.sim.current_round, peer=link.ap.name,
+                              detail=detail)
 
     def _positions(self, device, t_s: float) -> list:
         return [device.position_m(t_s), *(ap.position_m(t_s) for ap in self.sim.edge)]
@@ -751,6 +804,32 @@ class Network:
     def in_coverage(self, device, t_s: float | None = None) -> bool:
         ap = self.serving_ap(device)
         return self.link_to(device, ap).in_coverage(self.sim.now if t_s is None else t_s, self._capacity[ap.name])
+
+    def next_coverage_change_s(self, device, t_s: float) -> float:
+        """The next instant `device`'s coverage may change: it or an access point has moved
+        `reevaluate_distance_m`, it enters or leaves for good, a mobility model announces a
+        velocity change, its availability may change (`conditions`); at most 1 s ahead for a
+        mover standing still that does not say when it moves again. inf when none can happen
+        (everything static, or the device has left for good): its coverage is final."""
+        from .mobility import Static
+
+        mob = device.mobility
+        exit_s = mob.exit_time_s()
+        if t_s >= exit_s:
+            return math.inf
+        times = [exit_s, _conditions(device).next_change_s(t_s)]
+        entry = getattr(mob, "entry_time_s", None)
+        if entry is not None and entry() > t_s:
+            times.append(entry())
+        for m in (mob, *(ap.mobility for ap in self.sim.edge)):
+            if hasattr(m, "motion_change_s"):
+                times.append(m.motion_change_s(t_s))
+            speed = m.speed_mps(t_s)
+            if speed > 0:
+                times.append(t_s + self.spec.reevaluate_distance_m / speed)
+            elif not (isinstance(m, Static) or hasattr(m, "motion_change_s")):
+                times.append(t_s + 1.0)
+        return max(min(times), t_s + _DONE_AIRTIME_S)
 
     # --- coverage events ------------------------------------------------------------------------
     def watch_coverage(self, device, ap, on_enter=None, on_leave=None, radius_m: float | None = None,

@@ -27,8 +27,8 @@ class Static:
 class StaticMobility(MobilityConfig):
     kind: Literal["static"] = "static"
     position_m: Vec3 | None = Field(None, description="fixed position; null = drawn in area_m")
-    area_m: Vec2 = Field([400.0, 400.0], description="width, depth of the area (centred on the origin)")
-    min_distance_m: float = Field(20.0, ge=0, description="drawn positions keep this far from the origin")
+    area_m: Vec2 = Field([400.0, 400.0], description="width, depth of the area (centred on the first access point)")
+    min_distance_m: float = Field(20.0, ge=0, description="drawn positions keep this far from the first access point")
     height_m: float = Field(1.5, ge=0)
 
     def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> Static:
