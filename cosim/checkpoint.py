@@ -43,10 +43,12 @@ FILE = "checkpoint.pt"
 REFUSED = "checkpoint.refused"
 #: Bumped when the layout changes: an older file is refused, not misread.
 VERSION = 1
-#: Simulation attributes that are rebuilt (anchors) or transient, never saved.
+#: Simulation attributes that are rebuilt (anchors) or transient, never saved. `interrupted`: a
+#: signal that came while the round's last step computed is set before its boundary is captured;
+#: saved, it would stop the resumed run at once.
 _NOT_SAVED = {"env", "trace", "on_round_end", "on_round_boundary", "on_interrupt", "learner", "meter", "_unsettled",
               "checkpoints", "resumed",
-              "rescore"}
+              "rescore", "interrupted"}
 
 
 class CheckpointError(RuntimeError):
