@@ -97,7 +97,12 @@ def _cmd_compare(args) -> int:
     from .compare import SHOWN, compare
 
     schemes = None if args.schemes is None else [n.strip() for n in args.schemes.split(",") if n.strip()]
-    table = compare(args.scenario, schemes, _overrides(args.set), progress=False if args.quiet else None)
+    if args.scenario is None and args.resume is None:
+        from .scenario import ScenarioError
+
+        raise ScenarioError(["cosim compare: give a scenario, or --resume COMPARE_DIR"])
+    table = compare(args.scenario, schemes, _overrides(args.set), progress=False if args.quiet else None,
+                    resume=args.resume)
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
         print(table[[c for c in SHOWN if c in table.columns]].to_string())
     print(f"results: {table.attrs['dir']}")
@@ -153,12 +158,14 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="run one scenario under several schemes (or settings) and tabulate the results",
                        description="Run the scenario once per entry of its compare: list (scheme names, or "
                        "{label, scheme: {name, ...}} whose keys go over the base scheme: block) and tabulate.")
-    c.add_argument("scenario")
+    c.add_argument("scenario", nargs="?")
     c.add_argument("--schemes", metavar="A,B,C", help="comma-separated labels from the compare: list, or scheme "
                    "names; default: the whole compare: list")
     c.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field for every entry, e.g. scheme.rounds=3 or compare.1.scheme.bits=4")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--resume", metavar="COMPARE_DIR", help="go on with this interrupted compare (its folder holds "
+                   "its entries): finished entries are kept, the one that was running resumes from its checkpoint")
     c.set_defaults(fn=_cmd_compare)
     w = sub.add_parser("sweep", help="run a scenario once per point of a grid of settings and tabulate the results",
                        description="Run the scenario once per point of the cartesian product of its sweep: {grid: "

@@ -10,13 +10,18 @@ scenario's `compare:` list, e.g.
       - {label: ringada-all, scheme: {name: ringada, unfreeze: all}}
 
 so the same scheme can run twice with different knobs, or from `schemes=[...]`: labels from that
-list, or plain scheme names. It writes `results/<name>/compare-<stamp>/comparison.csv` and
-`comparison.png` (accuracy over simulated time, one line per label; peak memory bars).
-comparison.csv is rewritten (whole: `write_atomic`) as each entry finishes; an interrupted
-compare keeps the finished entries there and raises `BatchInterrupted`.
+list, or plain scheme names. It creates `results/<name>/compare-<stamp>/` before the first run, with entries.json (each entry's
+label and validated scenario: what it will run); while an entry runs, `running/entry-<i>.txt` names
+its run folder. comparison.csv is rewritten (whole: `write_atomic`) as each entry finishes, and
+`comparison.png` drawn at the end (accuracy over simulated time, one line per label; peak memory
+bars). An interrupted compare keeps the finished entries there and raises `BatchInterrupted`;
+`compare(resume=COMPARE_DIR)` (`cosim compare --resume COMPARE_DIR`) goes on: the entries in
+comparison.csv are kept, not run again; the one that was running resumes from its run's
+checkpoint (cosim.checkpoint), or starts over when it has none; the rest run.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -26,14 +31,17 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from . import checkpoint
 from .interrupts import BatchInterrupted, RunInterrupted
-from .results import unique_dir, write_atomic
+from .results import load_run, unique_dir, write_atomic
 from .scenario import CompareEntry, ScenarioError, _problems, _validate_scheme, apply_overrides, load, read_raw
 from .schemes import SCHEMES
 
 #: Columns `cosim compare` prints (the CSV keeps every column).
 SHOWN = ("time_to_target_s", "final_accuracy", "final_perplexity", "sim_time_s", "device_peak_memory_bytes", "server_peak_memory_bytes",
          "device_flops", "bytes_up", "bytes_down", "energy_j")
+#: What a compare runs, in its folder from the start: each entry's label and validated scenario.
+ENTRIES_FILE = "entries.json"
 
 
 @dataclass(frozen=True)
@@ -49,12 +57,17 @@ class _Entry:
         return self.keys["name"]
 
 
-def compare(scenario, schemes: list[str] | None = None, overrides: dict[str, Any] | None = None, *,
-            progress: bool | None = None) -> pd.DataFrame:
+def compare(scenario=None, schemes: list[str] | None = None, overrides: dict[str, Any] | None = None, *,
+            progress: bool | None = None, resume=None) -> pd.DataFrame:
     """Run `scenario` (path, dict or Scenario) once per entry; return the table.
 
     `schemes=None` runs the scenario's `compare:` list; otherwise each name picks the entry with
     that label from the list, or, when no entry has that label, the plain scheme of that name.
+
+    `resume=COMPARE_DIR` goes on with an interrupted compare in its folder, with the entries it was
+    started with (entries.json); a scenario, schemes or overrides given too must give those same
+    entries. Finished entries (those in its comparison.csv) are kept, the one that was running
+    resumes from its checkpoint (or starts over without one), the others run.
 
     The table has one row per entry (index = label) with the columns of `Result.summary`,
     `time_to_target_s` (the first round-end `sim_time_s` at which accuracy ≥
@@ -68,30 +81,46 @@ def compare(scenario, schemes: list[str] | None = None, overrides: dict[str, Any
     come at once as a ScenarioError naming the path (`compare.3.scheme.unfreeze: ...`).
     """
     from .plots import plot_comparison
-    from .run import run
 
-    labelled = entries_of(scenario, schemes, overrides)
-    labels, scenarios = [label for label, _ in labelled], [sc for _, sc in labelled]
+    if resume is None:
+        labelled = entries_of(scenario, schemes, overrides)
+        first = labelled[0][1]
+        out = _new_dir(Path(first.outputs.dir) / first.name)
+        write_atomic(out / ENTRIES_FILE, json.dumps(_dumped(labelled)))
+        rows, curves = {}, {}
+    else:
+        out, labelled = _resumable(Path(resume), scenario, schemes, overrides)
+        rows, curves = _finished(out, labelled)
+        first = labelled[0][1]
+    labels = [label for label, _ in labelled]
 
-    first = scenarios[0]
-    rows, curves, out = [], {}, None
-    for label, sc in labelled:
+    def table() -> pd.DataFrame:
+        done = [label for label in labels if label in rows]
+        return pd.DataFrame([rows[label] for label in done], index=pd.Index(done))
+
+    for i, (label, sc) in enumerate(labelled):
+        if label in rows:
+            continue
         try:
-            result = run(sc, progress=progress, plots=False)
+            result = _run_entry(sc, out, i, progress)
+        except ScenarioError:   # refused by the run's build step (e.g. memory): a first refusal leaves no folder
+            if resume is None and not rows:
+                _discard(out)
+            raise
         except KeyboardInterrupt as stop:   # the entries that finished are in comparison.csv already
-            raise BatchInterrupted("compare", len(rows), len(labelled), out and out / "comparison.csv",
-                                   stop if isinstance(stop, RunInterrupted) else None) from None
-        rows.append({**result.summary, "time_to_target_s": _time_to_target(result.rounds, sc.stop.target_accuracy),
-                     "run_dir": str(result.dir)})
+            raise BatchInterrupted("compare", len(rows), len(labelled), out / "comparison.csv" if rows else None,
+                                   stop if isinstance(stop, RunInterrupted) else None,
+                                   resume=f"cosim compare --resume {out}") from None
+        rows[label] = {**result.summary, "time_to_target_s": _time_to_target(result.rounds, sc.stop.target_accuracy),
+                       "run_dir": str(result.dir)}
         curves[label] = result.rounds
-        out = out or _new_dir(Path(first.outputs.dir) / first.name)
-        table = pd.DataFrame(rows, index=pd.Index(labels[:len(rows)]))   # written as each entry finishes
-        write_atomic(out / "comparison.csv", table.to_csv(index_label="label"))
+        write_atomic(out / "comparison.csv", table().to_csv(index_label="label"))   # as each entry finishes
+    done = table()
     # the plot names its bars by the `scheme` column: give it the labels, which tell entries apart
-    plot_comparison(table.assign(scheme=labels), curves, out / "comparison.png",
+    plot_comparison(done.assign(scheme=labels), curves, out / "comparison.png",
                     title=f"{first.name}: {', '.join(labels)}")
-    table.attrs["dir"] = out
-    return table
+    done.attrs["dir"] = out
+    return done
 
 
 def entries_of(scenario, schemes: list[str] | None = None,
@@ -224,3 +253,77 @@ def _time_to_target(rounds: pd.DataFrame, target: float | None) -> float:
 
 def _new_dir(parent: Path) -> Path:
     return unique_dir(parent, f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+# --- one entry, and going on with an interrupted compare ---------------------------------------------
+
+def _run_entry(sc, out: Path, i: int, progress):
+    """Run entry i, noting its run folder in running/entry-<i>.txt as soon as it exists; an entry
+    whose noted folder can go on (a checkpoint, or a run that finished before comparison.csv was
+    rewritten) resumes there instead of starting over."""
+    from .run import run
+
+    note = out / "running" / f"entry-{i}.txt"
+    note.parent.mkdir(exist_ok=True)
+    started = lambda run_dir: write_atomic(note, str(run_dir))   # noqa: E731
+    noted = Path(note.read_text()) if note.is_file() else None
+    if noted is not None and _can_go_on(noted):
+        return run(resume=noted, progress=progress, plots=False, started=started)
+    return run(sc, progress=progress, plots=False, started=started)
+
+
+def _can_go_on(run_dir: Path) -> bool:
+    """A run folder `run(resume=)` takes: one with a checkpoint, or a finished one (events.parquet
+    written, no event parts left)."""
+    finished = (run_dir / "events.parquet").is_file() and not (run_dir / "events.parts").is_dir()
+    return finished or (run_dir / checkpoint.FILE).is_file()
+
+
+def _discard(out: Path) -> None:
+    """Remove a compare folder in which no run has begun (only entries.json and an empty running/)."""
+    running = out / "running"
+    if running.is_dir() and not any(running.iterdir()):
+        running.rmdir()
+    if {p.name for p in out.iterdir()} <= {ENTRIES_FILE}:
+        (out / ENTRIES_FILE).unlink(missing_ok=True)
+        out.rmdir()
+
+
+def _dumped(labelled: list[tuple[str, Any]]) -> list[dict]:
+    return [{"label": label, "scenario": sc.model_dump(mode="json")} for label, sc in labelled]
+
+
+def _resumable(out: Path, scenario, schemes, overrides) -> tuple[Path, list[tuple[str, Any]]]:
+    """The folder of the compare to go on with and its (label, Scenario) pairs, read from its
+    entries.json; a scenario (schemes, overrides) given too must be the one it was started with."""
+    if not (out / ENTRIES_FILE).is_file():
+        raise ScenarioError([f"compare resume: {out} is not a compare folder (no {ENTRIES_FILE})"])
+    saved = json.loads((out / ENTRIES_FILE).read_text())
+    if scenario is not None:
+        if json.loads(json.dumps(_dumped(entries_of(scenario, schemes, overrides)))) != saved:
+            raise ScenarioError([f"compare resume: {out} compares other entries; give the scenario, --schemes and "
+                                 "--set it was started with, or none (the folder holds them)"])
+    elif schemes is not None or overrides:
+        raise ScenarioError(["compare resume: --schemes and --set need the scenario they go with; give none "
+                             "(the folder holds its entries) or the scenario too"])
+    return out, [(e["label"], load(e["scenario"])) for e in saved]
+
+
+def _finished(out: Path, labelled: list[tuple[str, Any]]) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
+    """The rows and accuracy curves of the entries listed in comparison.csv (those that finished),
+    by label: rebuilt from their run folders as when they finished (floats exact, via summary.json),
+    with the host time comparison.csv noted. An entry whose run folder is gone runs again."""
+    if not (out / "comparison.csv").is_file():
+        return {}, {}
+    listed = pd.read_csv(out / "comparison.csv", index_col="label").to_dict(orient="index")
+    rows, curves = {}, {}
+    for label, sc in labelled:
+        run_dir = Path(listed[label]["run_dir"]) if label in listed else None
+        if run_dir is None or not (run_dir / "rounds.csv").is_file():
+            continue
+        result = load_run(run_dir)
+        rows[label] = {**result.summary, "wall_time_s": listed[label].get("wall_time_s"),
+                       "time_to_target_s": _time_to_target(result.rounds, sc.stop.target_accuracy),
+                       "run_dir": str(run_dir)}
+        curves[label] = result.rounds
+    return rows, curves

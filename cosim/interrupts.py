@@ -32,19 +32,23 @@ class RunInterrupted(KeyboardInterrupt):
         super().__init__(str(run_dir), round_, sim_time_s, reason)
         self.run_dir, self.round, self.sim_time_s, self.reason = Path(run_dir), round_, sim_time_s, reason
 
+    @property
+    def where(self) -> str:
+        return f"interrupted at round {self.round}, simulated {self.sim_time_s:.6g} s"
+
     def __str__(self) -> str:
-        return (f"interrupted at round {self.round}, simulated {self.sim_time_s:.6g} s; "
-                f"resume with: cosim run --resume {self.run_dir}")
+        return f"{self.where}; resume with: cosim run --resume {self.run_dir}"
 
 
 class BatchInterrupted(KeyboardInterrupt):
     """A sweep or a compare stopped by a signal: `done` of `total` runs finished, listed in
-    `table_path` (None when none finished); `run`: the entry's run that was stopped, if any."""
+    `table_path` (None when none finished); `run`: the entry's run that was stopped, if any;
+    `resume`: the command that goes on with the whole batch (then the run's own is not shown)."""
 
     def __init__(self, what: str, done: int, total: int, table_path: Path | None,
-                 run: RunInterrupted | None = None):
+                 run: RunInterrupted | None = None, resume: str | None = None):
         super().__init__(what, done, total, str(table_path))
-        self.what, self.done, self.total, self.run = what, done, total, run
+        self.what, self.done, self.total, self.run, self.resume = what, done, total, run, resume
         self.table_path = None if table_path is None else Path(table_path)
 
     def __str__(self) -> str:
@@ -52,7 +56,9 @@ class BatchInterrupted(KeyboardInterrupt):
         if self.table_path is not None:
             line += f", listed in {self.table_path}"
         if self.run is not None:
-            line += f"; the run in progress: {self.run}"
+            line += f"; the run in progress: {self.run.where if self.resume else self.run}"
+        if self.resume is not None:
+            line += f"; resume with: {self.resume}"
         return line
 
 

@@ -154,7 +154,7 @@ def test_interrupting_a_compare_keeps_the_entries_that_finished(tmp_path):
     assert proc.returncode == EXIT_INTERRUPTED, err
     assert "Traceback" not in err + out
     assert re.fullmatch(r"interrupted: 1 of 2 compare runs finished, listed in .*comparison\.csv; the run in "
-                        r"progress: interrupted at round \d+, simulated .* s; resume with: cosim run --resume .+",
-                        err.strip()), err
+                        r"progress: interrupted at round \d+, simulated .* s; resume with: cosim compare --resume "
+                        r".*compare-[0-9-]+", err.strip()), err
     (table,) = _wait_for("results/tiny/compare-*/comparison.csv", tmp_path)
     assert list(pd.read_csv(table)["label"]) == ["fedavg"]
