@@ -31,6 +31,11 @@ FAMILIES = {
     "splitfed": {"name": "splitfed", "variant": "v2", "cut_layer": 1},
     "splitfrozen": {"name": "splitfrozen", "cut_layer": 1},
 }
+#: the other schemes whose rounds are a round_loop (stop-and-resume identity; slow tier but one)
+MORE_FAMILIES = {
+    "local_lora": {"name": "local_lora", "lora": {"r": 4, "alpha": 8}},
+}
+FAST_MORE = {"local_lora"}
 
 
 def _scenario(tmp_path: Path, family: str, rounds: int = 4, **runtime) -> dict:
@@ -38,7 +43,7 @@ def _scenario(tmp_path: Path, family: str, rounds: int = 4, **runtime) -> dict:
     raw["devices"] = [{"count": 2, "profile": "jetson-nano"},
                       {"count": 2, "profile": "raspberry-pi-4", "mobility": {"kind": "road", "speed_mps": [15, 25],
                                                                               "wrap": True}}]
-    raw["scheme"] = {**raw["scheme"], **FAMILIES[family], "rounds": rounds}
+    raw["scheme"] = {**raw["scheme"], **{**FAMILIES, **MORE_FAMILIES}[family], "rounds": rounds}
     raw["runtime"] = runtime
     return raw
 
@@ -69,7 +74,8 @@ def _same_tables(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", [*FAMILIES, *(f if f in FAST_MORE else pytest.param(f, marks=pytest.mark.slow)
+                                                 for f in MORE_FAMILIES)])
 def test_a_run_stopped_after_a_round_and_resumed_writes_the_tables_of_one_that_never_stopped(
         tmp_path, monkeypatch, family):
     full = cosim.run(_scenario(tmp_path / "full", family), progress=False, plots=False)
