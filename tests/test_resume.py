@@ -34,6 +34,7 @@ FAMILIES = {
 #: the other schemes whose rounds are a round_loop (stop-and-resume identity; slow tier but one)
 MORE_FAMILIES = {
     "local_lora": {"name": "local_lora", "lora": {"r": 4, "alpha": 8}},
+    "split": {"name": "split", "cut_layer": 1, "order": "grab"},
 }
 FAST_MORE = {"local_lora"}
 
@@ -105,12 +106,12 @@ def test_a_finished_run_resumes_to_itself(tmp_path):
 
 def test_a_scheme_whose_rounds_do_not_checkpoint_refuses_to_resume(tmp_path, monkeypatch):
     raw = tiny_scenario(tmp_path)
-    raw["scheme"] = {**raw["scheme"], "name": "split", "cut_layer": 1, "rounds": 3}
+    raw["scheme"] = {**raw["scheme"], "name": "mobillm", "rounds": 3}
     monkeypatch.setattr(cosim.results.RunWriter, "finish", lambda self, sim: (_ for _ in ()).throw(_Stop()))
     with pytest.raises(_Stop):
         cosim.run(raw, progress=False, plots=False)
     (run_dir,) = Path(raw["outputs"]["dir"]).glob("*/*")
-    with pytest.raises(ScenarioError, match="scheme 'split' does not checkpoint its rounds"):
+    with pytest.raises(ScenarioError, match="scheme 'mobillm' does not checkpoint its rounds"):
         cosim.run(resume=run_dir, progress=False, plots=False)
 
 
