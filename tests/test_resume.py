@@ -35,6 +35,7 @@ FAMILIES = {
 MORE_FAMILIES = {
     "local_lora": {"name": "local_lora", "lora": {"r": 4, "alpha": 8}},
     "split": {"name": "split", "cut_layer": 1, "order": "grab"},
+    "sequential_fl": {"name": "sequential_fl", "order": "fixed"},
 }
 FAST_MORE = {"local_lora"}
 
