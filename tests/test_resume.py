@@ -36,6 +36,7 @@ MORE_FAMILIES = {
     "local_lora": {"name": "local_lora", "lora": {"r": 4, "alpha": 8}},
     "split": {"name": "split", "cut_layer": 1, "order": "grab"},
     "sequential_fl": {"name": "sequential_fl", "order": "fixed"},
+    "cyclicfl": {"name": "cyclicfl", "cyclic_rounds": 3, "order": "grab"},   # the phases change after the cut
 }
 FAST_MORE = {"local_lora"}
 
