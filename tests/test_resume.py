@@ -37,6 +37,7 @@ MORE_FAMILIES = {
     "split": {"name": "split", "cut_layer": 1, "order": "grab"},
     "sequential_fl": {"name": "sequential_fl", "order": "fixed"},
     "cyclicfl": {"name": "cyclicfl", "cyclic_rounds": 3, "order": "grab"},   # the phases change after the cut
+    "dfl": {"name": "dfl"},
 }
 FAST_MORE = {"local_lora"}
 
