@@ -38,6 +38,14 @@ MORE_FAMILIES = {
     "sequential_fl": {"name": "sequential_fl", "order": "fixed"},
     "cyclicfl": {"name": "cyclicfl", "cyclic_rounds": 3, "order": "grab"},   # the phases change after the cut
     "dfl": {"name": "dfl"},
+    "three_tier": {"name": "three_tier", "cut_layers": [1, 2], "lora": {"r": 4, "alpha": 8}},
+}
+#: what a family needs of the world beyond the tiny scenario's (top-level keys replaced)
+WORLDS = {
+    "three_tier": {"edge": [{"profile": "edge-t4", "name": "edge-west", "position_m": [-150, 0, 10]},
+                            {"profile": "edge-t4", "name": "edge-east", "position_m": [150, 0, 10]}],
+                   "cloud": [{"profile": "cloud-h100", "position_m": [0, 5000, 30]}],
+                   "network": {"medium": {"bandwidth_hz": 20e6}, "backhaul": {"rate_bps": 1e9, "latency_s": 0.01}}},
 }
 FAST_MORE = {"local_lora"}
 
@@ -49,6 +57,7 @@ def _scenario(tmp_path: Path, family: str, rounds: int = 4, **runtime) -> dict:
                                                                               "wrap": True}}]
     raw["scheme"] = {**raw["scheme"], **{**FAMILIES, **MORE_FAMILIES}[family], "rounds": rounds}
     raw["runtime"] = runtime
+    raw.update(WORLDS.get(family, {}))
     return raw
 
 
