@@ -39,6 +39,9 @@ MORE_FAMILIES = {
     "cyclicfl": {"name": "cyclicfl", "cyclic_rounds": 3, "order": "grab"},   # the phases change after the cut
     "dfl": {"name": "dfl"},
     "three_tier": {"name": "three_tier", "cut_layers": [1, 2], "lora": {"r": 4, "alpha": 8}},
+    # a seeded ring; one more block's adapters train each round (the trainable set changes after the cut)
+    "ringada": {"name": "ringada", "blocks_per_device": [1, 1, 1, 1], "ring_order": "seeded",
+                "lora": {"r": 4, "alpha": 8}},
 }
 #: what a family needs of the world beyond the tiny scenario's (top-level keys replaced)
 WORLDS = {
