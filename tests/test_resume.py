@@ -42,6 +42,7 @@ MORE_FAMILIES = {
     # a seeded ring; one more block's adapters train each round (the trainable set changes after the cut)
     "ringada": {"name": "ringada", "blocks_per_device": [1, 1, 1, 1], "ring_order": "seeded",
                 "lora": {"r": 4, "alpha": 8}},
+    "mavfl": {"name": "mavfl", "selection": "ucb", "participants": 2},
 }
 #: what a family needs of the world beyond the tiny scenario's (top-level keys replaced)
 WORLDS = {
@@ -49,6 +50,10 @@ WORLDS = {
                             {"profile": "edge-t4", "name": "edge-east", "position_m": [150, 0, 10]}],
                    "cloud": [{"profile": "cloud-h100", "position_m": [0, 5000, 30]}],
                    "network": {"medium": {"bandwidth_hz": 20e6}, "backhaul": {"rate_bps": 1e9, "latency_s": 0.01}}},
+    "mavfl": {"devices": [{"count": 4, "profile": "jetson-nano", "name": "car",
+                           "mobility": {"kind": "road", "start_m": [-300, 40], "length_m": 600, "speed_mps": [15, 30],
+                                        "lanes": 2, "wrap": True}}],
+              "network": {"medium": {"bandwidth_hz": 20e6}, "outage": {"policy": "drop"}}},
 }
 FAST_MORE = {"local_lora"}
 
