@@ -43,6 +43,7 @@ MORE_FAMILIES = {
     "ringada": {"name": "ringada", "blocks_per_device": [1, 1, 1, 1], "ring_order": "seeded",
                 "lora": {"r": 4, "alpha": 8}},
     "mavfl": {"name": "mavfl", "selection": "ucb", "participants": 2},
+    "whale_fl": {"name": "whale_fl", "assignment": "adaptive", "ranks": [1, 2, 4], "lora": {"r": 4, "alpha": 8}},
 }
 #: what a family needs of the world beyond the tiny scenario's (top-level keys replaced)
 WORLDS = {
@@ -54,6 +55,9 @@ WORLDS = {
                            "mobility": {"kind": "road", "start_m": [-300, 40], "length_m": 600, "speed_mps": [15, 30],
                                         "lanes": 2, "wrap": True}}],
               "network": {"medium": {"bandwidth_hz": 20e6}, "outage": {"policy": "drop"}}},
+    "whale_fl": {"devices": [{"count": 4, "profile": "jetson-nano", "conditions": {
+        "kind": "markov", "step_s": 0.2, "compute": {"levels": [0.2, 0.5, 1.0], "stay": 0.7},
+        "radio": {"levels": [0.1, 0.4, 1.0], "stay": 0.7}, "availability": {"p_leave": 0.05, "p_return": 0.5}}}]},
 }
 FAST_MORE = {"local_lora"}
 
