@@ -44,6 +44,8 @@ MORE_FAMILIES = {
                 "lora": {"r": 4, "alpha": 8}},
     "mavfl": {"name": "mavfl", "selection": "ucb", "participants": 2},
     "whale_fl": {"name": "whale_fl", "assignment": "adaptive", "ranks": [1, 2, 4], "lora": {"r": 4, "alpha": 8}},
+    # Johnson's order once every device's times are estimated (after round 1): estimates cross the cut
+    "hetero_sfl": {"name": "hetero_sfl", "order": "johnson", "lora": {"r": 4, "alpha": 8}},
 }
 #: what a family needs of the world beyond the tiny scenario's (top-level keys replaced)
 WORLDS = {
