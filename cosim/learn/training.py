@@ -252,7 +252,13 @@ class LocalModel:
     def _call(self, *args, **kwargs):
         return functional_call(self.learner.model, self.params, args, kwargs, strict=False)
 
+    #: gradients add up until `flush` (`accumulate`); a flag, not a swapped method, so that a
+    #: checkpoint of the part holds plain data (cosim.checkpoint builds no functions)
+    accumulating = False
+
     def _apply(self) -> None:
+        if self.accumulating:
+            return
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
 
@@ -317,11 +323,11 @@ class LocalModel:
 
     def accumulate(self) -> None:
         """Updates wait for `flush`: the micro-batches of one batch add up their gradients."""
-        self._apply = _no_update
+        self.accumulating = True
 
     def flush(self, scale: float = 1.0) -> None:
         """Scale the accumulated gradients (1 / micro-batches: the mean over the batch) and update."""
-        self.__dict__.pop("_apply", None)
+        self.accumulating = False
         with torch.no_grad():
             for p in self.params.values():
                 if p.grad is not None:
@@ -396,10 +402,6 @@ class LocalModel:
             grads.append(g)
         torch.autograd.backward(outs, grads)
         self._apply()
-
-
-def _no_update() -> None:
-    """`LocalModel._apply` while gradients accumulate (`LocalModel.accumulate`)."""
 
 
 def _linear_taps(model: torch.nn.Module, params: State) -> dict[str, torch.nn.Module]:

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from ..learn.ordering import ClientOrder, OrderPolicy
 from .base import SchemeConfig, scheme
-from .common import federated_round, sequential_round
+from .common import federated_round, round_loop, sequential_round
 
 
 class CyclicFLConfig(SchemeConfig):
@@ -37,12 +37,16 @@ class CyclicFLConfig(SchemeConfig):
         summary="CyclicFL: cyclic (sequential) pre-training across clients, then FedAvg from that model")
 def run(sim, cfg: CyclicFLConfig):
     learner, server = sim.learner, sim.edge[0]
-    state = learner.initial_state()
     server.memory.resident("weights", learner.weight_bytes())
-    order = ClientOrder(cfg.order, sim.rng("order"))
-    for rnd in sim.rounds():
+
+    def one_round(rnd, state):
+        """`state`: (the model, the cyclic phase's order policy with what it observed)."""
+        model, order = state
         if rnd <= cfg.cyclic_rounds:
-            state, losses, visited = yield from sequential_round(sim, cfg, server, state, order)
-            sim.close_round(rnd, state, losses, clients=len(visited), phase="cyclic")
+            model, losses, visited = yield from sequential_round(sim, cfg, server, model, order)
+            sim.close_round(rnd, model, losses, clients=len(visited), phase="cyclic")
         else:
-            state = yield from federated_round(sim, cfg, server, state, phase="fedavg")
+            model = yield from federated_round(sim, cfg, server, model, phase="fedavg")
+        return model, order
+
+    yield from round_loop(sim, lambda: (learner.initial_state(), ClientOrder(cfg.order, sim.rng("order"))), one_round)

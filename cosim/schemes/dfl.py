@@ -28,7 +28,7 @@ from pydantic import Field
 
 from ..world.events import declare
 from .base import SchemeConfig, scheme
-from .common import client_update, federated_round
+from .common import client_update, federated_round, round_loop
 
 
 declare("infer", "compute", "a forward pass for predictions only (soft targets, teacher logits)", by="dfl")
@@ -65,22 +65,27 @@ class SoftTargets:
         summary="DFL: FedAvg whose clients train on hard labels + their stored soft predictions (adaptive KD)")
 def run(sim, cfg: DFLConfig):
     learner, server = sim.learner, sim.edge[0]
-    state = learner.initial_state()
     server.memory.resident("weights", learner.weight_bytes())
-    store = {d.name: SoftTargets() for d in sim.devices}
 
-    def dfl_update(sim, cfg, dev, server, global_state):
-        """FedAvg's client round with KD steps, then a new soft-target pass before the upload."""
-        targets = store[dev.name]
-        alpha = cfg.alpha_max * targets.agreement
-        return client_update(sim, cfg, dev, server, global_state,
-                             step=lambda local: kd_step(sim, cfg, dev, local, targets, alpha),
-                             after_training=lambda local: store_soft_targets(sim, cfg, dev, local, targets))
+    def one_round(rnd, state):
+        """`state`: (the global model, every device's stored soft targets by name)."""
+        model, store = state
 
-    for _ in sim.rounds():
+        def dfl_update(sim, cfg, dev, server, global_state):
+            """FedAvg's client round with KD steps, then a new soft-target pass before the upload."""
+            targets = store[dev.name]
+            alpha = cfg.alpha_max * targets.agreement
+            return client_update(sim, cfg, dev, server, global_state,
+                                 step=lambda local: kd_step(sim, cfg, dev, local, targets, alpha),
+                                 after_training=lambda local: store_soft_targets(sim, cfg, dev, local, targets))
+
         # the KD weight each client will use this round (mean over devices; a client's own is in the trace)
         kd_alpha = float(np.mean([cfg.alpha_max * t.agreement for t in store.values()]))
-        state = yield from federated_round(sim, cfg, server, state, update=dfl_update, kd_alpha=kd_alpha)
+        model = yield from federated_round(sim, cfg, server, model, update=dfl_update, kd_alpha=kd_alpha)
+        return model, store
+
+    yield from round_loop(sim, lambda: (learner.initial_state(), {d.name: SoftTargets() for d in sim.devices}),
+                          one_round)
 
 
 def kd_step(sim, cfg: DFLConfig, dev, local, targets: SoftTargets, alpha: float):

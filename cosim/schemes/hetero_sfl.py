@@ -34,6 +34,7 @@ from ..learn.aggregate import merge, weighted_mean
 from ..learn.training import tensor_bytes
 from ..world.network import TransferDropped
 from .base import LoraRequired, scheme
+from .common import round_loop
 
 
 def flow_shop_makespan(order, a, b) -> float:
@@ -100,19 +101,27 @@ def choose_cut(learner, budget_bytes: float, batch) -> int | None:
         summary="Heterogeneous split-federated LoRA: memory-chosen cuts, one server model, scheduled serving")
 def run(sim, cfg: HeteroSflConfig):
     learner, server = sim.learner, sim.edge[0]
-    probe = learner.next_batch(sim.devices[0].name)
-    cuts = {}
-    for dev in sim.devices:
-        cut = choose_cut(learner, cfg.memory_fraction * dev.profile.memory_bytes, probe)
-        if cut is None:
-            raise ValueError(f"{dev.name} ({dev.profile_name}): not even cut 1 fits memory_fraction={cfg.memory_fraction}")
-        cuts[dev.name] = cut
-        dev.memory.resident("weights", learner.weight_bytes(0, cut))
-    sim.cuts = cuts
-    global_state = learner.initial_state()
-    server.memory.resident("weights", learner.weight_bytes())
-    estimates: dict[str, tuple[float, float]] = {}
-    for rnd in sim.rounds():
+
+    def initial():
+        """(the global model, the serving-time estimates by device); the cuts, chosen once on a probe
+        batch, stay in `sim.cuts` (a checkpoint keeps them with the world)."""
+        probe = learner.next_batch(sim.devices[0].name)
+        cuts = {}
+        for dev in sim.devices:
+            cut = choose_cut(learner, cfg.memory_fraction * dev.profile.memory_bytes, probe)
+            if cut is None:
+                raise ValueError(f"{dev.name} ({dev.profile_name}): not even cut 1 fits "
+                                 f"memory_fraction={cfg.memory_fraction}")
+            cuts[dev.name] = cut
+            dev.memory.resident("weights", learner.weight_bytes(0, cut))
+        sim.cuts = cuts
+        global_state = learner.initial_state()
+        server.memory.resident("weights", learner.weight_bytes())
+        return global_state, {}
+
+    def one_round(rnd, state):
+        global_state, estimates = state
+        cuts = sim.cuts
         devices = sim.select(cfg.participants)
         bottoms, tops, training, adapters = {}, {}, [], []
         for dev in devices:
@@ -144,6 +153,9 @@ def run(sim, cfg: HeteroSflConfig):
         for held in [up for up, *_ in uploads] + adapters:
             held.release()
         sim.close_round(rnd, global_state, losses, clients=len(devices), order=cfg.order)
+        return global_state, estimates
+
+    yield from round_loop(sim, initial, one_round)
 
 
 def flow_shop_step(sim, cfg, server, devices, cuts, bottoms, tops, estimates):

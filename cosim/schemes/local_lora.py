@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .base import LoraRequired, scheme
-from .common import local_step
+from .common import local_step, round_loop
 
 
 class LocalLoraConfig(LoraRequired):
@@ -31,10 +31,11 @@ class LocalLoraConfig(LoraRequired):
 def run(sim, cfg: LocalLoraConfig):
     learner = sim.learner
     devices = list(sim.devices)
-    locals_ = {dev.name: learner.local(learner.initial_state()) for dev in devices}
     for dev in devices:
         dev.memory.resident("training_state", learner.training_state_bytes(learner.trainable))
-    for rnd in sim.rounds():
+
+    def one_round(rnd, locals_):
+        """Every device's own adapters and optimizer (`locals_`, by device name) train in place."""
         trained = yield from sim.gather(_train_alone(sim, cfg, dev, locals_[dev.name]) for dev in devices)
         losses = [loss for per_device in trained.results for loss in per_device]
         states = [locals_[dev.name].state() for dev in devices]
@@ -43,6 +44,10 @@ def run(sim, cfg: LocalLoraConfig):
         else:
             state = states[0]
         sim.close_round(rnd, state, losses, clients=len(devices))
+        return locals_
+
+    yield from round_loop(sim, lambda: {dev.name: learner.local(learner.initial_state()) for dev in devices},
+                          one_round)
 
 
 def _train_alone(sim, cfg: LocalLoraConfig, dev, local):

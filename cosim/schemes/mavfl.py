@@ -28,7 +28,7 @@ from pydantic import Field
 
 from ..world.events import declare
 from .base import SchemeConfig, scheme
-from .common import aggregate, client_update
+from .common import aggregate, client_update, round_loop
 
 declare("failed_participation", "fault", "a selected client did not return its update (MAVFL)", by="mavfl")
 
@@ -110,15 +110,16 @@ class Bandit:
         summary="MAVFL: vehicles on a road train FedAvg rounds; UCB1 selection on loss/delay utility and success ratio")
 def run(sim, cfg: MavflConfig):
     learner, server = sim.learner, sim.edge[0]
-    global_state = learner.initial_state()
     server.memory.resident("weights", learner.weight_bytes())
-    bandit = Bandit()
-    for rnd in sim.rounds():
+
+    def one_round(rnd, state):
+        """`state`: (the global model, the bandit's record of every vehicle)."""
+        global_state, bandit = state
         clients = choose(sim, cfg, bandit)
         if not clients:  # nobody in range: wait for traffic (the stop rule's sim_time_s bounds this)
             yield sim.timeout(1.0)
             sim.close_round(rnd, global_state, [], clients=0, updates=0, failed=0)
-            continue
+            return global_state, bandit
         updates = (yield from sim.gather(timed(sim, cfg, dev, server, global_state) for dev in clients)).results
         done = {name: (loss, delay_s) for _, _, loss, delay_s, name in updates}
         for dev in clients:
@@ -133,6 +134,9 @@ def run(sim, cfg: MavflConfig):
         ratios = [bandit.participation_ratio(d.name) for d in clients]
         sim.close_round(rnd, global_state, [u[2] for u in updates], clients=len(clients), updates=len(updates),
                         failed=len(clients) - len(updates), participation_ratio=float(np.nanmean(ratios)))
+        return global_state, bandit
+
+    yield from round_loop(sim, lambda: (learner.initial_state(), Bandit()), one_round)
 
 
 def choose(sim, cfg: MavflConfig, bandit: Bandit) -> list:

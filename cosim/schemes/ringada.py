@@ -44,6 +44,7 @@ from ..learn.protocol import chain_step
 from ..learn.training import Batch, tensor_bytes
 from ..world.events import declare
 from .base import LoraRequired, SchemeConfig, scheme
+from .common import round_loop
 
 
 declare("update", "compute", "an optimizer step on accumulated gradients", by="ringada")
@@ -116,20 +117,26 @@ def run(sim, cfg: RingAdaConfig):
     learner = sim.learner
     codec = cfg.codec(sim)   # activations and gradients around the ring (scheme.compression), or plain
     model, depth = learner.model, learner.model.depth
-    ring = list(sim.devices)
-    if cfg.ring_order == "seeded":
-        ring = [ring[i] for i in sim.rng("ring").permutation(len(ring))]
-    cuts = ring_cuts(depth, len(ring), cfg.blocks_per_device)
+    cuts = ring_cuts(depth, len(sim.devices), cfg.blocks_per_device)
     starts = [0] + cuts[:-1]
     block_of = {n: b for b in range(depth) for n in model.part_parameter_names(b, b + 1)}
-    parts = []
-    for dev, a, b in zip(ring, starts, cuts):
-        names = learner.trainable_names(a, b)
-        part = learner.local(learner.initial_state(names), a, b)
-        part.accumulate()
-        parts.append(part)
-        dev.memory.resident("weights", learner.weight_bytes(a, b))
-    for rnd in sim.rounds():
+
+    def initial():
+        """(the ring of devices in its order, each device's part with its optimizer, accumulating)."""
+        ring = list(sim.devices)
+        if cfg.ring_order == "seeded":
+            ring = [ring[i] for i in sim.rng("ring").permutation(len(ring))]
+        parts = []
+        for dev, a, b in zip(ring, starts, cuts):
+            names = learner.trainable_names(a, b)
+            part = learner.local(learner.initial_state(names), a, b)
+            part.accumulate()
+            parts.append(part)
+            dev.memory.resident("weights", learner.weight_bytes(a, b))
+        return ring, parts
+
+    def one_round(rnd, state):
+        ring, parts = state
         stop = lowest_trainable(cfg, depth, rnd)
         for dev, part in zip(ring, parts):
             for name, p in part.params.items():  # a trainable head (above every block) always trains
@@ -148,6 +155,9 @@ def run(sim, cfg: RingAdaConfig):
         sim.close_round(rnd, merge(*(part.state() for part in parts)), losses, lowest_trainable_block=stop,
                         trainable_adapter_bytes=sum(tensor_bytes(p for p in part.params.values() if p.requires_grad)
                                                     for part in parts))
+        return ring, parts
+
+    yield from round_loop(sim, initial, one_round)
 
 
 def _update(dev, part, micro: int):

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ..learn.ordering import ClientOrder, OrderPolicy
 from .base import SchemeConfig, scheme
-from .common import sequential_round
+from .common import round_loop, sequential_round
 
 
 class SequentialFLConfig(SchemeConfig):
@@ -31,9 +31,13 @@ class SequentialFLConfig(SchemeConfig):
         summary="Sequential FL: the model visits the round's clients one after another (order policy)")
 def run(sim, cfg: SequentialFLConfig):
     learner, server = sim.learner, sim.edge[0]
-    state = learner.initial_state()
     server.memory.resident("weights", learner.weight_bytes())
-    order = ClientOrder(cfg.order, sim.rng("order"))
-    for rnd in sim.rounds():
-        state, losses, visited = yield from sequential_round(sim, cfg, server, state, order)
-        sim.close_round(rnd, state, losses, clients=len(visited), order=" ".join(d.name for d in visited))
+
+    def one_round(rnd, state):
+        """`state`: (the model, the order policy with what it observed)."""
+        model, order = state
+        model, losses, visited = yield from sequential_round(sim, cfg, server, model, order)
+        sim.close_round(rnd, model, losses, clients=len(visited), order=" ".join(d.name for d in visited))
+        return model, order
+
+    yield from round_loop(sim, lambda: (learner.initial_state(), ClientOrder(cfg.order, sim.rng("order"))), one_round)

@@ -13,19 +13,23 @@ from ..learn.aggregate import merge
 from ..learn.ordering import ClientOrder, flat_direction
 from ..world.network import TransferDropped
 from .base import SplitConfig, scheme
-from .common import device_turn
+from .common import device_turn, round_loop
 
 
 @scheme("split", config=SplitConfig,
         summary="Split learning: devices in turn train the bottom part with the server's top part")
 def run(sim, cfg: SplitConfig):
     learner, server, cut = sim.learner, sim.edge[0], cfg.cut_layer
-    top = learner.local(learner.initial_state(learner.trainable_names(cut)), start=cut)
-    bottom_state = learner.initial_state(learner.trainable_names(0, cut))   # the server relays the latest bottom part
     server.memory.resident("weights", learner.weight_bytes(cut))
-    server.memory.resident("training_state", learner.training_state_bytes(list(top.params)))
-    policy = ClientOrder(cfg.order, sim.rng("order"))
-    for rnd in sim.rounds():
+    server.memory.resident("training_state", learner.training_state_bytes(learner.trainable_names(cut)))
+
+    def initial():
+        """(the server's top part with its optimizer, the bottom part the server relays, the order policy)."""
+        top = learner.local(learner.initial_state(learner.trainable_names(cut)), start=cut)
+        return top, learner.initial_state(learner.trainable_names(0, cut)), ClientOrder(cfg.order, sim.rng("order"))
+
+    def one_round(rnd, state):
+        top, bottom_state, policy = state
         losses = []
         order = policy.order(sim.select(cfg.participants), sim.devices)
         for dev in order:
@@ -38,3 +42,6 @@ def run(sim, cfg: SplitConfig):
                 bottom_state = upload.value
             losses += turn_losses
         sim.close_round(rnd, merge(bottom_state, top.state()), losses, clients=len(order))
+        return top, bottom_state, policy
+
+    yield from round_loop(sim, initial, one_round)

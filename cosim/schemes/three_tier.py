@@ -36,6 +36,7 @@ from ..learn.protocol import chain_step
 from ..learn.training import tensor_bytes
 from ..world.network import TransferDropped
 from .base import LoraRequired, SchemeConfig, scheme
+from .common import round_loop
 
 
 class ThreeTierConfig(LoraRequired, SchemeConfig):
@@ -71,15 +72,19 @@ def run(sim, cfg: ThreeTierConfig):
     cloud_names = learner.trainable_names(c2)
     taken = set(cloud_names)  # with c2 == depth the part [c1, c2) would also list the final norm and head
     edge_names = [n for n in learner.trainable_names(c1, c2) if n not in taken]
-    user_state = learner.initial_state(learner.trainable_names(0, c1))
-    edge_state = learner.initial_state(edge_names)
-    top = learner.local(learner.initial_state(cloud_names), start=c2)
     cloud.memory.resident("weights", learner.weight_bytes(c2))
     cloud.memory.resident("training_state", learner.training_state_bytes(cloud_names))
     edge_weights = learner.weight_bytes(c1, c2) - (learner.weight_bytes(c2) if c2 == learner.model.depth else 0)
     for edge in sim.edge:
         edge.memory.resident("weights", edge_weights)
-    for rnd in sim.rounds():
+
+    def initial():
+        """(the user-side part, the edge-side part, the cloud's part with its optimizer)."""
+        return (learner.initial_state(learner.trainable_names(0, c1)), learner.initial_state(edge_names),
+                learner.local(learner.initial_state(cloud_names), start=c2))
+
+    def one_round(rnd, state):
+        user_state, edge_state, top = state
         selected = sim.select(cfg.participants)
         served = {edge.name: [d for d in selected if sim.network.serving_ap(d) is edge] for edge in sim.edge}
         gathered = yield from sim.gather(edge_round(sim, cfg, edge, served[edge.name], cloud, top, user_state,
@@ -100,6 +105,9 @@ def run(sim, cfg: ThreeTierConfig):
             upload.release()
         sim.close_round(rnd, merge(user_state, edge_state, top.state()), losses, clients=len(selected),
                         updates=len(users))
+        return user_state, edge_state, top
+
+    yield from round_loop(sim, initial, one_round)
 
 
 def edge_round(sim, cfg: ThreeTierConfig, edge, users: list, cloud, top, user_state, edge_state):

@@ -32,7 +32,7 @@ from pydantic import Field
 from ..learn.training import State, optimizer_slots, tensor_bytes
 from ..world.events import declare
 from .base import SchemeConfig, scheme
-from .common import aggregate, client_update, local_step
+from .common import aggregate, client_update, local_step, round_loop
 
 
 declare("subnetwork", "marker", "a device was assigned a sub-network size (WHALE-FL)", by="whale_fl")
@@ -148,12 +148,17 @@ def run(sim, cfg: WhaleFlConfig):
     if cfg.lora is None:
         raise ValueError("whale_fl: subnetworks are LoRA rank slices; set scheme.lora")
     learner, server = sim.learner, sim.edge[0]
-    global_state = learner.initial_state()
     server.memory.resident("weights", learner.weight_bytes())
     ranks = candidate_ranks(cfg)
-    sizer = Sizer(sim, global_state)
-    fixed: dict[str, int | None] = {}   # baseline: the rank at full capacity (share 1, all memory), kept
-    for rnd in sim.rounds():
+
+    def initial():
+        """(the global model, its memory sizer, the fixed baseline's ranks)."""
+        global_state = learner.initial_state()
+        # fixed: the baseline's rank per device at full capacity (share 1, all memory), kept
+        return global_state, Sizer(sim, global_state), {}
+
+    def one_round(rnd, state):
+        global_state, sizer, fixed = state
         plan = []
         for dev in sim.select(cfg.participants):
             t = sim.now
@@ -184,6 +189,9 @@ def run(sim, cfg: WhaleFlConfig):
             sizer.global_state = global_state
         sim.close_round(rnd, global_state, [u[2] for u in updates], clients=len(plan), updates=len(updates),
                         mean_rank=sum(r for _, r in plan) / len(plan) if plan else float("nan"))
+        return global_state, sizer, fixed
+
+    yield from round_loop(sim, initial, one_round)
 
 
 def subnetwork_update(sim, cfg: WhaleFlConfig, dev, server, global_state: State, rank: int, sizer: Sizer):
