@@ -24,7 +24,9 @@ class ScenarioError(ValueError):
     Lines are bounded (MAX_PROBLEM_CHARS each, MAX_PROBLEMS of them) so that a hostile or runaway
     input cannot make the message itself the problem."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str] | str):
+        if isinstance(problems, str):   # re-created from its message (SimPy re-raises a process's error so)
+            problems = problems.splitlines()
         lines = [_cut(str(p), MAX_PROBLEM_CHARS) for p in problems[:MAX_PROBLEMS]]
         if len(problems) > MAX_PROBLEMS:
             lines.append(f"(scenario): … and {len(problems) - MAX_PROBLEMS} more problems")

@@ -265,3 +265,11 @@ def test_a_name_that_would_leave_outputs_dir_is_refused(tmp_path, name):
     raw = tiny_scenario(tmp_path)
     raw["name"] = name
     _refused(raw, "name")
+
+
+def test_hetero_sfl_whose_device_cannot_hold_one_block_exits_2_naming_memory_fraction(tmp_path, capsys):
+    # measured on a real batch, the fit is known only at t = 0: still a scenario error, exit 2
+    raw = tiny_scenario(tmp_path)
+    raw["scheme"] = {"name": "hetero_sfl", "rounds": 1, "local_steps": 1, "memory_fraction": 1e-9}
+    code, err = _cli(capsys, "run", _write(tmp_path, raw), "--quiet", "--no-plots")
+    assert code == EXIT_BAD_INPUT and "scheme.memory_fraction" in err and "cannot hold even cut 1" in err

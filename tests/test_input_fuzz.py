@@ -180,7 +180,7 @@ def _check_mutated_bytes(data, tmp_path: Path):
     elif op == "utf16":
         text = text.decode().encode("utf-16")
     else:
-        text = text.decode().replace("e", "\u00e9").encode("latin-1")
+        text = text.decode().replace("e", "\u00e9").encode("latin-1", errors="replace")
     path = tmp_path / "mutated.yaml"
     path.write_bytes(text)
     load_only_refuses(path)
