@@ -238,6 +238,16 @@ def test_a_one_kilobyte_alias_bomb_is_refused_with_a_short_message(tmp_path, cap
     assert code == EXIT_BAD_INPUT and "alias bomb" in err and len(err) < 500
 
 
+def test_an_alias_inside_itself_is_refused_and_a_plain_alias_is_kept(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: &n [*n]\n")
+    _refused(path, "line 1, column 7", "an alias refers to a node that contains it")
+    raw = tiny_scenario(tmp_path)
+    text = yaml.safe_dump(raw).replace("profile: jetson-nano", "profile: &p jetson-nano", 1)
+    path.write_text(text + "edge: [{profile: edge-t4, name: *p}]\n".replace("edge:", "cloud:"))
+    assert cosim.load(path).cloud[0].name == "jetson-nano"
+
+
 def test_a_duplicate_key_is_refused_naming_the_key_and_both_lines(tmp_path, capsys):
     path = tmp_path / "dup.yaml"
     path.write_text((ROOT / "scenarios" / "tiny.yaml").read_text() + "scheme: {name: splitfed}\n")
