@@ -234,11 +234,11 @@ class CompareEntry(Strict):
     and the same scheme can appear twice under different labels and settings.
     """
     label: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="row in the table, line in the plot")
-
-    _label_not_dots = field_validator("label")(_not_dots)
     scheme: dict[str, Any] = Field(description="`name` plus that scheme's keys, laid over the base scheme block")
     control: dict[str, Any] | None = Field(None, description="keys laid over the base control block for this entry "
                                            "(e.g. {controller: equal} for a baseline)")
+
+    _label_not_dots = field_validator("label")(_not_dots)
 
     @model_validator(mode="before")
     @classmethod
@@ -302,7 +302,7 @@ class Scenario(Strict):
 
 #: A scenario file is a few kilobytes; a larger one is refused before it is read.
 MAX_SCENARIO_BYTES = 10 * 2**20
-#: Levels of nesting a scenario may have (the shipped ones use at most 7): deeper input is refused
+#: Levels of nesting a scenario may have (the shipped ones use at most 6): deeper input is refused
 #: before anything walks it recursively.
 MAX_NESTING = 32
 #: Nodes YAML aliases may add beyond those written: `*a` is a reference, but each use is validated
