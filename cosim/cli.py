@@ -131,9 +131,17 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from .config import given
     from .plots import plot_run
 
-    for path in plot_run(args.run_dir):
+    run_dir = Path(args.run_dir)
+    if not any((run_dir / table).is_file() for table in ("rounds.csv", "summary.json")):
+        print(f"error: plot: no run folder at {given(args.run_dir)} (no rounds.csv or summary.json there); allowed: "
+              "a folder `cosim run` wrote", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in plot_run(run_dir):
         print(path)
     return 0
 

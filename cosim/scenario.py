@@ -10,15 +10,20 @@ module); this module composes them and checks what needs several blocks at once.
 from __future__ import annotations
 
 import copy
+import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from .config import ScenarioError, Strict, Vec3
+from channels import tr38901
+
+from .config import ScenarioError, Strict, Vec3, at_most, given, is_file
 from .learn.data import DATASETS
-from .learn.models import BUILTIN_SOURCES, ModelSourceError, model_arch, model_depth
+from .learn.models import (BUILTIN_SOURCES, TINY_MAX_HEADS, TINY_MAX_HIDDEN, TINY_MAX_INTERMEDIATE, TINY_MAX_LAYERS,
+                           ModelSourceError, TinySize, heads_problem, model_arch, model_depth, model_positions)
 from .control import ControlConfig, decides_shares
 from .schemes import SCHEMES
 from .schemes.base import SchemeConfig
@@ -27,14 +32,36 @@ from .world.mobility import MOBILITY_CONFIGS, StaticMobility
 from .world.network import NetworkConfig
 from .world.profiles import PROFILES, DeviceProfile
 
-__all__ = ["Scenario", "ScenarioError", "apply_overrides", "load", "parse_override", "read_raw", "validate"]
+__all__ = ["Scenario", "ScenarioError", "apply_overrides", "load", "parse_override", "read_raw", "safe_yaml",
+           "validate"]
+
+#: Devices in one scenario at most: ten times the largest scale benchmark (10,000 devices, README
+#: "how fast"); 10^6 devices took minutes and gigabytes of host memory before failing.
+MAX_DEVICES = 100_000
+#: Seeds are non-negative and fit 64 bits (numpy's SeedSequence and torch.manual_seed take them).
+MAX_SEED = 2**63 - 1
+
+
+def _not_dots(v: str) -> str:
+    """A name becomes a folder under outputs.dir: '.' or '..' would write beside or above it."""
+    if set(v) == {"."}:
+        raise ValueError("a name of dots only would write outside outputs.dir; allowed: letters, digits, _ . - "
+                         "with at least one that is not a dot")
+    return v
 
 
 class TinyModelConfig(Strict):
-    layers: int = Field(4, ge=1)
-    hidden: int = Field(64, ge=8)
-    heads: int = Field(2, ge=1)
-    intermediate: int = Field(128, ge=8)
+    layers: int = Field(4, ge=1, le=TINY_MAX_LAYERS)
+    hidden: int = Field(64, ge=8, le=TINY_MAX_HIDDEN)
+    heads: int = Field(2, ge=1, le=TINY_MAX_HEADS, description="attention heads; must divide hidden")
+    intermediate: int = Field(128, ge=8, le=TINY_MAX_INTERMEDIATE)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self):
+        problem = heads_problem(self.hidden, self.heads)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class ModelConfig(Strict):
@@ -52,7 +79,7 @@ class ModelConfig(Strict):
     @field_validator("source")
     @classmethod
     def _known_source(cls, v: str) -> str:
-        if v in BUILTIN_SOURCES or (Path(v) / "config.json").is_file():
+        if v in BUILTIN_SOURCES or is_file(Path(v) / "config.json"):
             return v
         raise ValueError(f"unknown model source; allowed: {', '.join(BUILTIN_SOURCES)}, "
                          "or a folder with a Hugging Face config.json")
@@ -134,7 +161,7 @@ Conditions = Annotated[Union[StaticConditions, MarkovConditions, TraceConditions
 
 
 class DeviceGroup(Strict):
-    count: int = Field(1, ge=1)
+    count: Annotated[int, at_most(MAX_DEVICES, "ten times the largest scale benchmark")] = Field(1, ge=1)
     profile: str
     name: str = Field("dev", description="name prefix; devices are numbered across groups")
     mobility: Mobility = Field(default_factory=StaticMobility)
@@ -222,6 +249,8 @@ class CompareEntry(Strict):
     control: dict[str, Any] | None = Field(None, description="keys laid over the base control block for this entry "
                                            "(e.g. {controller: equal} for a baseline)")
 
+    _label_not_dots = field_validator("label")(_not_dots)
+
     @model_validator(mode="before")
     @classmethod
     def _bare_name(cls, v):
@@ -251,8 +280,8 @@ class SweepConfig(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the run folder under outputs.dir")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     scheme: SerializeAsAny[SchemeConfig]
@@ -273,6 +302,8 @@ class Scenario(Strict):
     sweep: SweepConfig = Field(default_factory=SweepConfig, description="what `cosim sweep` runs: a grid of "
                                "dotted keys and values; `cosim run` ignores it")
 
+    _name_not_dots = field_validator("name")(_not_dots)
+
     def profile(self, name: str) -> DeviceProfile:
         return self.profiles.get(name) or PROFILES[name]
 
@@ -282,60 +313,200 @@ class Scenario(Strict):
 
 # --- loading -------------------------------------------------------------------------------------
 
+#: A scenario file is a few kilobytes; a larger one is refused before it is read.
+MAX_SCENARIO_BYTES = 10 * 2**20
+#: Levels of nesting a scenario may have (the shipped ones use at most 6): deeper input is refused
+#: before anything walks it recursively.
+MAX_NESTING = 32
+#: Nodes YAML aliases may add beyond those written: `*a` is a reference, but each use is validated
+#: again, so nested aliases ("billion laughs") grow exponentially; a scenario needs a handful.
+ALIAS_EXPANSION_BUDGET = 10_000
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (no Python objects) that refuses duplicate keys and alias bombs."""
+
+    def construct_document(self, node):
+        _check_alias_expansion(node)
+        return super().construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in first_line:   # PyYAML keeps the last silently; a typo'd copy would win unseen
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {given(key)} (first at line {first_line[key]}); allowed: "
+                        "each key once per mapping", key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _check_alias_expansion(root) -> None:
+    """Refuse a node graph whose aliases expand beyond ALIAS_EXPANSION_BUDGET (or refer to themselves)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    ceiling = MAX_SCENARIO_BYTES + ALIAS_EXPANSION_BUDGET   # no honest file expands beyond this
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            on_path.discard(id(node))
+            if sizes[id(node)] > ceiling:
+                break
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in on_path:
+            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it; allowed: "
+                                              "aliases of finished nodes", node.start_mark)
+        on_path.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    added = max(sizes.values(), default=0) - len(sizes)
+    if added > ALIAS_EXPANSION_BUDGET:
+        raise yaml.composer.ComposerError(
+            None, None, f"aliases expand the document by more than {ALIAS_EXPANSION_BUDGET:,} nodes (an alias bomb); "
+            f"allowed: aliases adding at most {ALIAS_EXPANSION_BUDGET:,} nodes", root.start_mark)
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """Parse YAML safely (plain data only, no duplicate keys, bounded aliases); a problem is one
+    ScenarioError line `<where>: not valid YAML at line L, column C: <what>`."""
+    try:
+        loader = _ScenarioLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(filter(None, [err.problem, f"({err.context})" if err.context else None]))
+        raise ScenarioError([f"{where}: not valid YAML{at}: {' '.join(what.split())}"]) from None
+    except (yaml.YAMLError, ValueError, OverflowError) as err:   # a reader error, an int of 10^5 digits
+        raise ScenarioError([f"{where}: not valid YAML: {' '.join(str(err).split())}"]) from None
+    except RecursionError:
+        raise ScenarioError([f"{where}: not valid YAML: nested too deeply; allowed: at most {MAX_NESTING} "
+                             "levels"]) from None
+
+
+def _shape_problems(raw) -> list[str]:
+    """Input nested deeper than MAX_NESTING (or containing itself), and NaN or infinite numbers
+    anywhere (no scenario setting means 'infinite': a limit left out is none), found without recursion."""
+    stack, problems = [(raw, ())], []
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_NESTING:
+            return [f"{_loc(path[:3])}…: nested deeper than {MAX_NESTING} levels; allowed: at most {MAX_NESTING}"]
+        if isinstance(node, float) and not math.isfinite(node):
+            problems.append(f"{_loc(path)}: not a finite number (given {node}); allowed: a finite number (a limit "
+                            "is left out or null for none)")
+        elif isinstance(node, dict):
+            stack.extend((v, path + (k,)) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, path + (i,)) for i, v in enumerate(node))
+    return problems
+
+
 def apply_overrides(raw: dict, overrides: dict[str, Any] | None) -> dict:
     """Set dotted paths (`network.medium.bandwidth_hz`, `devices.0.count`) in a copy of `raw`."""
     raw = copy.deepcopy(raw)
     for path, value in (overrides or {}).items():
-        node, keys = raw, path.split(".")
+        keys = path.split(".") if isinstance(path, str) else []
+        if not keys or "" in keys:
+            raise ScenarioError([f"{given(path)}: override key is not a dotted path; allowed: e.g. scheme.rounds "
+                                 "or devices.0.count"])
+        node = raw
         for i, key in enumerate(keys[:-1]):
             node = _child(node, key, keys[: i + 1], keys[i + 1])
         last = keys[-1]
         if isinstance(node, list):
             node[_index(node, last, path)] = value
-        else:
+        elif isinstance(node, dict):
             node[last] = value
+        else:
+            raise ScenarioError([_not_a_block(path, keys[:-1], node)])
     return raw
 
 
 def _child(node, key: str, walked: list[str], next_key: str):
     if isinstance(node, list):
-        return node[_index(node, key, ".".join(walked))]
+        i = _index(node, key, ".".join(walked))
+        if walked[:-1] == ["compare"] and isinstance(node[i], str):   # a bare name is {label, scheme: {name}}
+            node[i] = {"label": node[i], "scheme": {"name": node[i]}}
+        return node[i]
+    if not isinstance(node, dict):
+        raise ScenarioError([_not_a_block(".".join(walked), walked[:-1], node)])
     if not isinstance(node.get(key), (dict, list)):
         node[key] = [] if next_key.isdigit() else {}
     return node[key]
 
 
+def _not_a_block(path: str, parent: list[str], node) -> str:
+    return (f"{path}: override goes inside {'.'.join(parent) or '(scenario)'}, which is a value, not a block "
+            f"(given {given(node)}); allowed: a path through mappings and lists")
+
+
 def _index(node: list, key: str, path: str) -> int:
     if not key.isdigit() or int(key) >= len(node):
-        raise ScenarioError([f"{path}: override index {key!r} is not in this list of {len(node)} entries"])
+        raise ScenarioError([f"{path}: override index {given(key)} is not in this list of {len(node)} entries"])
     return int(key)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """`key.sub=value` from the command line; the value is read as YAML (numbers, lists, null)."""
     if "=" not in text:
-        raise ScenarioError([f"--set {text!r}: expected key.path=value"])
+        raise ScenarioError([f"--set {given(text)}: expected key.path=value"])
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    key = key.strip()
+    if not key or "" in key.split("."):
+        raise ScenarioError([f"--set {given(text)}: expected key.path=value with a dotted key such as scheme.rounds"])
+    return key, safe_yaml(value, f"--set {key}")
 
 
 def _loc(loc) -> str:
     return ".".join(str(p) for p in loc) or "(scenario)"
 
 
-def _problems(err: ValidationError, prefix: tuple = ()) -> list[str]:
+def _problems(err: ValidationError, prefix: tuple = (), raw: Any = None) -> list[str]:
+    """One line per pydantic error; with `raw` (what was validated), paths are the user's (no union tags)."""
     lines = []
     for e in err.errors():
-        path = _loc(prefix + tuple(e["loc"]))
+        loc = tuple(e["loc"]) if raw is None else _user_loc(tuple(e["loc"]), raw, e["type"])
+        path = _loc(prefix + loc)
         if e["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key (given {e['input']!r}); allowed keys: "
+            lines.append(f"{path}: unknown key (given {given(e['input'])}); allowed keys: "
                          f"{_allowed_keys(prefix + tuple(e['loc'][:-1]))}")
         elif e["type"] == "missing":
             lines.append(f"{path}: required field is missing")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}: {msg} (given {e['input']!r})")
+            lines.append(f"{path}: {msg} (given {given(e['input'])})")
     return lines
+
+
+def _user_loc(loc: tuple, raw: Any, kind: str) -> tuple:
+    """`loc` as the user wrote it: pydantic adds the tag of the union member it tried
+    (`devices.1.mobility.road.speed_mps`, `runtime.workers.int`); keep only the parts found in
+    `raw`, and a missing or unknown key at the end."""
+    kept, node = [], raw
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            kept.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            kept.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and kind in ("missing", "extra_forbidden"):
+            kept.append(part)
+    return tuple(kept)
 
 
 def _allowed_keys(loc) -> str:
@@ -365,15 +536,16 @@ def _model_in(annotation):
 
 def _validate_scheme(raw) -> tuple[SchemeConfig | None, list[str]]:
     if not isinstance(raw, dict):
-        return None, [f"scheme: expected a mapping with a name (given {raw!r}); allowed names: {', '.join(SCHEMES)}"]
+        return None, [f"scheme: expected a mapping with a name (given {given(raw)}); allowed names: "
+                      f"{', '.join(SCHEMES)}"]
     name = raw.get("name")
-    if name not in SCHEMES:
-        return None, [f"scheme.name: unknown scheme (given {name!r}); allowed: {', '.join(SCHEMES)}"]
+    if not isinstance(name, str) or name not in SCHEMES:
+        return None, [f"scheme.name: unknown scheme (given {given(name)}); allowed: {', '.join(SCHEMES)}"]
     try:
         return SCHEMES[name].config.model_validate(raw), []
     except ValidationError as err:
         allowed = ", ".join(SCHEMES[name].config.model_fields)
-        return None, [p.replace("see the documentation", allowed) for p in _problems(err, ("scheme",))]
+        return None, [p.replace("see the documentation", allowed) for p in _problems(err, ("scheme",), raw)]
 
 
 def _semantic_problems(sc: Scenario) -> list[str]:
@@ -385,8 +557,12 @@ def _semantic_problems(sc: Scenario) -> list[str]:
     for section, items in groups:
         for i, item in enumerate(items):
             if item.profile not in PROFILES and item.profile not in sc.profiles:
-                problems.append(f"{section}.{i}.profile: unknown profile (given {item.profile!r}); "
+                problems.append(f"{section}.{i}.profile: unknown profile (given {given(item.profile)}); "
                                 f"allowed: {', '.join(known)} or one defined under profiles:")
+    devices = sum(g.count for g in sc.devices)
+    if devices > MAX_DEVICES:
+        problems.append(f"devices: {devices:,} devices in all, above the limit of {MAX_DEVICES:,} (ten times the "
+                        f"largest scale benchmark); allowed: at most {MAX_DEVICES:,} over all groups")
     problems += _task_problems(sc)
     try:
         depth = model_depth(sc.model.source, sc.model.tiny)
@@ -394,9 +570,12 @@ def _semantic_problems(sc: Scenario) -> list[str]:
         problems.append(f"model.source: {err}")
     else:
         problems += sc.scheme.problems(depth, sc.model.source, [g.profile for g in sc.devices])
+        problems += sc.scheme.topology_problems(depth, devices, len(sc.cloud))
+    problems += _length_problems(sc)
     problems += _height_problems(sc)
     problems += sc.failures.problems([s.name or f"{section}{i}" for section, servers in (("edge", sc.edge),
                                       ("cloud", sc.cloud)) for i, s in enumerate(servers)])
+    problems += _radio_problems(sc)
     problems += _control_problems(sc)
     return list(dict.fromkeys(problems))   # a model.source problem found twice is said once
 
@@ -411,6 +590,42 @@ def _control_problems(sc: Scenario) -> list[str]:
     if decides_shares(controller) and sc.network.medium.sharing != "allocated":
         problems.append(f"network.medium.sharing: controller {controller!r} decides each device's band share, which "
                         f"only an allocated medium honours (given {sc.network.medium.sharing!r}); allowed: allocated")
+    return problems
+
+
+def _length_problems(sc: Scenario) -> list[str]:
+    """model.max_length beyond the positions of the model (or of a model the scheme adds)."""
+    try:
+        positions = model_positions(sc.model.source, TinySize())   # tiny sizes leave positions at 128
+    except ModelSourceError:
+        return []   # said once, by the depth check
+    limits = [(n, f"{sc.model.source!r}") for n in [positions] if n is not None]
+    if sc.scheme.max_tokens() is not None:
+        limits.append((sc.scheme.max_tokens(), f"{sc.scheme.name}'s own model"))
+    return [f"model.max_length: longer than the {n} positions of {whose} (given {sc.model.max_length}); "
+            f"allowed: 4 to {n}" for n, whose in limits if sc.model.max_length > n]
+
+
+def _radio_problems(sc: Scenario) -> list[str]:
+    """The carrier and the access points' heights outside the 3GPP path-loss model's validity
+    (TR 38.901 Table 7.4.1-1 and its note): refused here, where the run would fail at its first link."""
+    model = sc.network.channel.pathloss.model
+    served = [(i, e) for i, e in enumerate(sc.edge) if (e.link or sc.network.link) == "3gpp"]
+    if model == "fspl" or not served:
+        return []
+    scenario, problems = model.removeprefix("3gpp-"), []
+    lo, hi = tr38901.FREQUENCY_RANGE_HZ[scenario]
+    if not lo <= sc.network.frequency_hz <= hi:
+        problems.append(f"network.frequency_hz: outside {model}'s carrier range (given {sc.network.frequency_hz:g} "
+                        f"Hz); allowed: {lo / 1e9:g} to {hi / 1e9:g} GHz (TR 38.901 Table 7.4.1-1), or "
+                        "network.channel.pathloss.model: fspl")
+    h_lo, h_hi = tr38901.H_BS_RANGE_M[scenario]
+    for i, edge in served:
+        heights = ([("position_m", float(edge.position_m[2]))] if edge.mobility is None
+                   else [(f"mobility.{f}", h) for f, h in edge.mobility.ut_heights_m()])
+        problems += [f"edge.{i}.{field}: access point height outside {model}'s range (given {h:g} m); allowed: "
+                     f"{h_lo:g} to {h_hi:g} m (TR 38.901 Table 7.4.1-1), or another network.channel.pathloss.model"
+                     for field, h in heights if not h_lo <= h <= h_hi]
     return problems
 
 
@@ -450,12 +665,15 @@ def validate(raw: dict) -> Scenario:
     """Validate a scenario dict; raises ScenarioError listing every problem."""
     if not isinstance(raw, dict):
         raise ScenarioError([f"(scenario): expected a mapping of fields, got {type(raw).__name__}"])
+    shape = _shape_problems(raw)
+    if shape:
+        raise ScenarioError(shape)
     scheme_cfg, problems = _validate_scheme(raw.get("scheme"))
     rest = {k: v for k, v in raw.items() if k != "scheme"}
     try:
         sc = Scenario.model_validate({**rest, "scheme": scheme_cfg or SchemeConfig(name="?")})
     except ValidationError as err:
-        raise ScenarioError(problems + _problems(err)) from None
+        raise ScenarioError(problems + _problems(err, (), rest)) from None
     if problems:
         raise ScenarioError(problems)
     problems = _semantic_problems(sc)
@@ -469,14 +687,33 @@ def read_raw(path_or_scenario) -> Any:
     if isinstance(path_or_scenario, Scenario):
         return path_or_scenario.model_dump(mode="json")
     if isinstance(path_or_scenario, dict):
+        shape = _shape_problems(path_or_scenario)   # before deepcopy walks it recursively
+        if shape:
+            raise ScenarioError(shape)
         return copy.deepcopy(path_or_scenario)
+    if not isinstance(path_or_scenario, (str, os.PathLike)):
+        raise ScenarioError([f"(scenario): expected a YAML file's path, a mapping or a Scenario (given "
+                             f"{type(path_or_scenario).__name__})"])
     path = Path(path_or_scenario)
-    if not path.is_file():
-        raise ScenarioError([f"(file): no scenario file at {path}"])
+    shown = given(str(path))
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ScenarioError([f"(file): {path} is not valid YAML: {err}"]) from None
+        if not path.is_file():
+            raise ScenarioError([f"(file): no scenario file at {shown}"])
+        size = path.stat().st_size
+        if size > MAX_SCENARIO_BYTES:
+            raise ScenarioError([f"(file): {shown} holds {size:,} bytes; allowed: a scenario of at most "
+                                 f"{MAX_SCENARIO_BYTES:,} bytes (traces and data go in files of their own)"])
+        data = path.read_bytes()
+    except (OSError, ValueError) as err:   # a name too long, a NUL byte, no permission
+        raise ScenarioError([f"(file): cannot read a scenario at {shown}: "
+                             f"{getattr(err, 'strerror', None) or err}"]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ScenarioError([f"(file): {shown} is not UTF-8 text (byte {data[err.start]:#04x} at line {line}, "
+                             f"offset {err.start}); allowed: a UTF-8 YAML file"]) from None
+    return safe_yaml(text, f"(file): {shown}")
 
 
 def load(path_or_scenario, overrides: dict[str, Any] | None = None) -> Scenario:

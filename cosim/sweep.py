@@ -37,13 +37,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import ValidationError
 
 from .interrupts import EXIT_INTERRUPTED, BatchInterrupted, RunInterrupted, parent_gone, stop_workers, worker_init
 from .learn.workers import import_ray, ray_temp_dir, start_ray
 from .results import unique_dir, write_atomic
-from .scenario import ScenarioError, SweepConfig, _problems, apply_overrides, read_raw, validate
+from .scenario import ScenarioError, SweepConfig, _problems, apply_overrides, read_raw, safe_yaml, validate
 
 BACKENDS = ("local", "ray")
 #: How long an interrupted sweep waits for its stopped workers to report, s (their points' rows are
@@ -234,10 +233,7 @@ def parse_grid(text: str) -> tuple[str, list]:
     key, sep, values = text.partition("=")
     if not sep or not key.strip():
         raise ScenarioError([f"--grid {text!r}: expected key.path=V1,V2,..."])
-    try:
-        parsed = yaml.safe_load(f"[{values}]")
-    except yaml.YAMLError as err:
-        raise ScenarioError([f"--grid {text!r}: the values are not comma-separated YAML values ({err})"]) from None
+    parsed = safe_yaml(f"[{values}]", f"--grid {key.strip()} (comma-separated YAML values)")
     if not parsed:
         raise ScenarioError([f"--grid {text!r}: no values given; expected key.path=V1,V2,..."])
     return key.strip(), parsed

@@ -111,6 +111,20 @@ class TinySize:
     max_positions: int = 128
 
 
+#: Bounds of a tiny model's shape: far above a test model (4 x 64), below what would exhaust the
+#: host building it (a 48 x 4096 model is ~10^10 parameters' worth of activations per batch).
+TINY_MAX_LAYERS, TINY_MAX_HIDDEN, TINY_MAX_HEADS, TINY_MAX_INTERMEDIATE = 48, 4096, 64, 16384
+
+
+def heads_problem(hidden: int, heads: int) -> str | None:
+    """Multi-head attention splits the hidden size evenly over the heads (Vaswani et al. 2017, §3.2.2)."""
+    if hidden % heads:
+        divisors = [h for h in range(1, min(hidden, TINY_MAX_HEADS) + 1) if hidden % h == 0]
+        return (f"heads: {heads} heads do not divide hidden size {hidden}; allowed: a divisor of hidden, e.g. "
+                f"{', '.join(map(str, divisors[-6:]))}")
+    return None
+
+
 def _tiny_config(source: str, vocab_size: int, size: TinySize):
     from transformers import BertConfig, GPT2Config, LlamaConfig
 
@@ -137,6 +151,24 @@ def model_depth(source: str, tiny: TinySize = TinySize()) -> int:
         if key in cfg:
             return int(cfg[key])
     raise ModelSourceError(f"model.source={source!r}: config.json names no layer count")
+
+
+#: SmolLM2-135M's context (its config.json: max_position_embeddings 8192), known without the GGUF file.
+SMOLLM2_POSITIONS = 8192
+
+
+def model_positions(source: str, tiny: TinySize = TinySize()) -> int | None:
+    """Tokens a sequence may hold (position embeddings), read from the config without loading
+    weights; None when the config names no limit."""
+    if source.startswith("tiny-"):
+        return tiny.max_positions
+    if source == "smollm2-135m":
+        return SMOLLM2_POSITIONS
+    cfg = _config_json(source)
+    for key in ("max_position_embeddings", "n_positions"):
+        if isinstance(cfg.get(key), int):
+            return int(cfg[key])
+    return None
 
 
 def model_arch(source: str) -> str:

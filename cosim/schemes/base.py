@@ -10,21 +10,32 @@ against the model's depth, a profile name against the device groups) the config 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Collection, Literal
+from typing import Annotated, Callable, ClassVar, Collection, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..config import Strict
+from ..config import Strict, at_most
 from ..learn.adapters import LoraConfig   # re-exported: schemes import it from here
 from ..learn.compress import CompressionConfig
 from ..learn.ordering import OrderPolicy
 
 
+#: Bounds against runaway inputs (a typo, a sweep gone wrong), far above any study: federated
+#: studies run 10^2-10^4 rounds of 1-500 local steps on batches of 8-512 samples; a longer run is
+#: ended by stop.sim_time_s, not by a larger count. A batch is held in host memory at once.
+MAX_ROUNDS = 1_000_000
+MAX_LOCAL_STEPS = 100_000
+MAX_BATCH_SIZE = 4_096
+
+
 class SchemeConfig(Strict):
     name: str
-    rounds: int = Field(10, ge=1)
-    local_steps: int = Field(5, ge=1, description="minibatch steps per client per round")
-    batch_size: int = Field(16, ge=1)
+    rounds: Annotated[int, at_most(MAX_ROUNDS, "runaway bound: studies run up to ~10^4 rounds; "
+                                                "stop.sim_time_s ends a run earlier")] = Field(10, ge=1)
+    local_steps: Annotated[int, at_most(MAX_LOCAL_STEPS, "runaway bound: studies take 1-500 steps a round")] = Field(
+        5, ge=1, description="minibatch steps per client per round")
+    batch_size: Annotated[int, at_most(MAX_BATCH_SIZE, "host-memory bound: one batch is held at once; edge "
+                                                       "studies use 8-512")] = Field(16, ge=1)
     lr: float = Field(5e-3, gt=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lora: LoraConfig | None = Field(default_factory=LoraConfig, description="null = full fine-tuning")
@@ -66,6 +77,23 @@ class SchemeConfig(Strict):
                     "codec: the federated family (fedavg, fedlora, sequential_fl, cyclicfl, dfl, mavfl, whale_fl), "
                     "split, splitfed, splitlora, splitfrozen, hetero_sfl, three_tier, split_kd, ringada, sft"]
         return []
+
+    #: whether the scheme runs a part of the model on a cloud node (the scenario must list one)
+    needs_cloud: ClassVar[bool] = False
+
+    def topology_problems(self, depth: int, devices: int, clouds: int) -> list[str]:
+        """What the scheme needs of the scenario's nodes that it lacks, one line each: a cloud node,
+        enough blocks for its devices. Checked with the scenario, so a scheme never refuses once
+        the clock runs; `devices` is the device count, `clouds` the cloud nodes'."""
+        if self.needs_cloud and clouds == 0:
+            return [f"cloud: {self.name} runs the top of the model on a cloud node (given none); allowed: at least "
+                    "one cloud: entry, e.g. [{profile: cloud-h100}]"]
+        return []
+
+    def max_tokens(self) -> int | None:
+        """Tokens a sample may hold in the scheme's own models (a student, a side network); None:
+        it has none beyond model.source. The scenario holds model.max_length to it."""
+        return None
 
     def codec(self, sim, stream: str = "compression"):
         """The codec of this scheme's training traffic (None: the run's plain codec), drawing its

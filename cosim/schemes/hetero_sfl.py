@@ -29,6 +29,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from ..config import ScenarioError
 from ..learn.activation import Activation
 from ..learn.aggregate import merge, weighted_mean
 from ..learn.training import tensor_bytes
@@ -110,8 +111,10 @@ def run(sim, cfg: HeteroSflConfig):
         for dev in sim.devices:
             cut = choose_cut(learner, cfg.memory_fraction * dev.profile.memory_bytes, probe)
             if cut is None:
-                raise ValueError(f"{dev.name} ({dev.profile_name}): not even cut 1 fits "
-                                 f"memory_fraction={cfg.memory_fraction}")
+                # measured on a real batch, so found only now, at t = 0 before any event: still bad input
+                raise ScenarioError([f"scheme.memory_fraction: {dev.name} ({dev.profile_name}) cannot hold even cut 1 "
+                                     f"in {cfg.memory_fraction:g} of its memory (given {cfg.memory_fraction:g}); "
+                                     "allowed: a larger share, a profile with more memory, or a smaller model"])
             cuts[dev.name] = cut
             dev.memory.resident("weights", learner.weight_bytes(0, cut))
         sim.cuts = cuts

@@ -73,6 +73,14 @@ class RingAdaConfig(LoraRequired, SchemeConfig):
             raise ValueError("needs at least two devices with at least one block each; allowed: e.g. [2, 2, 1, 1]")
         return v
 
+    def topology_problems(self, depth: int, devices: int, clouds: int) -> list[str]:
+        try:   # the ring holds every device, each at least one block
+            ring_cuts(depth, devices, self.blocks_per_device)
+        except ValueError as err:
+            field = "scheme.blocks_per_device" if self.blocks_per_device is not None else "devices"
+            return [f"{field}: {str(err).removeprefix('ringada: ')}"]
+        return super().topology_problems(depth, devices, clouds)
+
     def device_blocks(self, depth: int) -> tuple[int, int]:
         # The device count is unknown here: without blocks_per_device, check the whole model (conservative).
         return (0, self.blocks_per_device[0]) if self.blocks_per_device else (0, depth)

@@ -21,13 +21,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch.func import functional_call
 
 from ..learn.activation import Activation
 from ..learn.adapters import train_all
 from ..learn.aggregate import weighted_mean
-from ..learn.models import TinySize, build_classifier
+from ..learn.models import TINY_MAX_HIDDEN, TINY_MAX_HEADS, TINY_MAX_LAYERS, TinySize, build_classifier, heads_problem
 from ..learn.training import (SeparateLocalModel, logits_backward, logits_loss_grad, optimizer_slots, tensor_bytes,
                               top_forward)
 from ..world.events import declare
@@ -39,9 +39,16 @@ declare("soft_targets", "transfer", "stored soft labels (logits) sent to a devic
 
 
 class StudentConfig(Strict):
-    layers: int = Field(2, ge=1)
-    hidden: int = Field(64, ge=8)
-    heads: int = Field(2, ge=1)
+    layers: int = Field(2, ge=1, le=TINY_MAX_LAYERS)
+    hidden: int = Field(64, ge=8, le=TINY_MAX_HIDDEN)
+    heads: int = Field(2, ge=1, le=TINY_MAX_HEADS, description="attention heads; must divide hidden")
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self):
+        problem = heads_problem(self.hidden, self.heads)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def size(self) -> TinySize:
         return TinySize(layers=self.layers, hidden=self.hidden, heads=self.heads, intermediate=4 * self.hidden)
@@ -63,6 +70,9 @@ class SplitKdConfig(SchemeConfig):
     def problems(self, depth, source, device_profiles) -> list[str]:
         return (super().problems(depth, source, device_profiles)
                 + self.cut_problems("cut_layer", self.cut_layer, depth, source))
+
+    def max_tokens(self) -> int | None:
+        return self.student.size().max_positions   # the student reads the same tokens as the teacher
 
 
 def build_student(sim, cfg: SplitKdConfig):

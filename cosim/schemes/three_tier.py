@@ -42,6 +42,7 @@ from .common import round_loop
 class ThreeTierConfig(LoraRequired, SchemeConfig):
     name: str = "three_tier"
     compresses: ClassVar[bool] = True   # `compression` codes activations and gradients
+    needs_cloud: ClassVar[bool] = True  # the cloud holds blocks [c2, depth) and aggregates
     cut_layers: list[int] = Field([1, 2], description="[c1, c2]: user holds blocks [0, c1), edge [c1, c2), "
                                                       "cloud [c2, depth) + head; 1 <= c1 < c2 <= depth")
 

@@ -31,19 +31,26 @@ from pydantic import Field
 
 from ..learn.training import State, optimizer_slots, tensor_bytes
 from ..world.events import declare
-from .base import SchemeConfig, scheme
+from .base import LoraRequired, SchemeConfig, scheme
 from .common import aggregate, client_update, local_step, round_loop
 
 
 declare("subnetwork", "marker", "a device was assigned a sub-network size (WHALE-FL)", by="whale_fl")
 
 
-class WhaleFlConfig(SchemeConfig):
+class WhaleFlConfig(LoraRequired, SchemeConfig):
     name: str = "whale_fl"
     compresses: ClassVar[bool] = True   # `compression` codes the model uploads (common.client_update)
     assignment: Literal["adaptive", "fixed"] = "adaptive"
     ranks: list[int] | None = Field(None, description="candidate subnetwork ranks; default 1, 2, 4, … up to lora.r")
     cost_weight: float = Field(0.25, ge=0, description="beta: weight of the time cost in the utility")
+
+    def problems(self, depth, source, device_profiles) -> list[str]:
+        problems = super().problems(depth, source, device_profiles)
+        if self.ranks and not candidate_ranks(self):   # every subnetwork is a slice of the rank-r adapters
+            problems.append(f"scheme.ranks: no rank inside the adapters (given {self.ranks}); allowed: "
+                            f"1 to lora.r = {self.lora.r}")
+        return problems
 
 
 def rank_of(key: str) -> int | None:
@@ -145,8 +152,6 @@ def choose_rank(cfg: WhaleFlConfig, ranks: list[int], share: float, stage: float
 @scheme("whale_fl", config=WhaleFlConfig,
         summary="WHALE-FL: each device picks a nested LoRA-rank subnetwork per round from its conditions")
 def run(sim, cfg: WhaleFlConfig):
-    if cfg.lora is None:
-        raise ValueError("whale_fl: subnetworks are LoRA rank slices; set scheme.lora")
     learner, server = sim.learner, sim.edge[0]
     server.memory.resident("weights", learner.weight_bytes())
     ranks = candidate_ranks(cfg)

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import given, is_file
+
 
 class StaticConditions:
     """Full compute share, full radio, always available."""
@@ -187,10 +189,14 @@ class TraceConditions(StaticConditions):
 def load_conditions_trace(path) -> dict[str, tuple[list, list, list, list]]:
     """CSV t,device,compute_share,bandwidth_share[,available] → {device: (times, c, r, a)} sorted by t."""
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{path}: file not found")
+    if not is_file(p):
+        raise ValueError(f"{given(str(path))}: file not found")
     rows: dict[str, list] = {}
-    with p.open(newline="") as f:
+    try:
+        f = p.open(newline="")
+    except OSError as exc:   # a folder, no permission
+        raise ValueError(f"{given(str(path))}: cannot read ({exc.strerror})") from None
+    with f:
         reader = csv.DictReader(f)
         need = {"t", "device", "compute_share", "bandwidth_share"}
         if not need <= set(reader.fieldnames or []):

@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from ...config import given, is_file
 from .base import MobilityConfig, shared_rng
 
 
@@ -201,18 +202,18 @@ class SumoMobility(MobilityConfig):
     @classmethod
     def _valid_cfg(cls, v):
         p = Path(v)
-        if not p.is_file():
-            raise ValueError(f"{v}: file not found")
+        if not is_file(p):
+            raise ValueError(f"{given(v)}: file not found")
         try:
             root = ET.parse(p).getroot()
-        except ET.ParseError as exc:
+        except (ET.ParseError, OSError) as exc:
             raise ValueError(f"{v}: not valid XML ({exc})") from exc
         files = {tag: el.get("value") for tag in ("net-file", "route-files") for el in root.iter(tag)}
         if not files.get("net-file"):
             raise ValueError(f"{v}: not a SUMO configuration (no <input><net-file>)")
         for tag, names in files.items():
             for name in (names or "").split(","):
-                if name.strip() and not (p.parent / name.strip()).is_file():
+                if name.strip() and not is_file(p.parent / name.strip()):
                     raise ValueError(f"{v}: its {tag} {name.strip()!r} is missing")
         return v
 

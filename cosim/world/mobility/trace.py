@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from ...config import ScenarioError
+from ...config import ScenarioError, given, is_file
 from .base import MobilityConfig
 
 
@@ -27,8 +27,8 @@ class TraceError(ValueError):
 def load_trace(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{vehicle id: (times_s sorted, xyz (n, 3))} from an FCD XML or CSV file."""
     p = Path(path)
-    if not p.is_file():
-        raise TraceError(f"{p}: file not found")
+    if not is_file(p):
+        raise TraceError(f"{given(str(p))}: file not found")
     rows: dict[str, list[tuple[float, float, float, float]]] = {}
     try:
         if p.suffix.lower() == ".csv":
@@ -50,7 +50,7 @@ def load_trace(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                     el.clear()
     except TraceError:
         raise
-    except (ET.ParseError, TypeError, ValueError, KeyError) as exc:
+    except (ET.ParseError, TypeError, ValueError, KeyError, OSError) as exc:
         raise TraceError(f"{p}: not a SUMO FCD XML or t,id,x,y,z CSV trace ({exc})") from exc
     if not rows:
         raise TraceError(f"{p}: no vehicle samples in the trace")
