@@ -10,7 +10,7 @@ import reprlib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 #: A problem line is cut to this many characters: a scenario echoes what it was given, never megabytes of it.
 MAX_PROBLEM_CHARS = 1000
@@ -64,6 +64,19 @@ class Strict(BaseModel):
     """A config block: unknown keys are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class AttentionShape(Strict):
+    """A tiny transformer's shape block (model.tiny, a student): `heads` must divide `hidden`."""
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self):
+        from .learn.models import heads_problem
+
+        problem = heads_problem(self.hidden, self.heads)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 def at_most(limit: int, why: str):

@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 
 from channels import tr38901
 
-from .config import ScenarioError, Strict, Vec3, at_most, given, is_file
+from .config import AttentionShape, ScenarioError, Strict, Vec3, at_most, given, is_file
 from .learn.data import DATASETS
 from .learn.models import (BUILTIN_SOURCES, TINY_MAX_HEADS, TINY_MAX_HIDDEN, TINY_MAX_INTERMEDIATE, TINY_MAX_LAYERS,
-                           ModelSourceError, TinySize, heads_problem, model_arch, model_depth, model_positions)
+                           ModelSourceError, TinySize, model_arch, model_depth, model_positions)
 from .control import ControlConfig, decides_shares
 from .schemes import SCHEMES
 from .schemes.base import SchemeConfig
@@ -50,18 +50,11 @@ def _not_dots(v: str) -> str:
     return v
 
 
-class TinyModelConfig(Strict):
+class TinyModelConfig(AttentionShape):
     layers: int = Field(4, ge=1, le=TINY_MAX_LAYERS)
     hidden: int = Field(64, ge=8, le=TINY_MAX_HIDDEN)
     heads: int = Field(2, ge=1, le=TINY_MAX_HEADS, description="attention heads; must divide hidden")
     intermediate: int = Field(128, ge=8, le=TINY_MAX_INTERMEDIATE)
-
-    @model_validator(mode="after")
-    def _heads_divide_hidden(self):
-        problem = heads_problem(self.hidden, self.heads)
-        if problem:
-            raise ValueError(problem)
-        return self
 
 
 class ModelConfig(Strict):

@@ -21,16 +21,17 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch.func import functional_call
 
 from ..learn.activation import Activation
 from ..learn.adapters import train_all
 from ..learn.aggregate import weighted_mean
-from ..learn.models import TINY_MAX_HIDDEN, TINY_MAX_HEADS, TINY_MAX_LAYERS, TinySize, build_classifier, heads_problem
+from ..learn.models import TINY_MAX_HIDDEN, TINY_MAX_HEADS, TINY_MAX_LAYERS, TinySize, build_classifier
 from ..learn.training import (SeparateLocalModel, logits_backward, logits_loss_grad, optimizer_slots, tensor_bytes,
                               top_forward)
 from ..world.events import declare
+from ..config import AttentionShape
 from .base import SchemeConfig, Strict, scheme
 
 
@@ -38,17 +39,10 @@ declare("loss", "compute", "a loss and its gradient at the top of a split model"
 declare("soft_targets", "transfer", "stored soft labels (logits) sent to a device for distillation", by="split_kd")
 
 
-class StudentConfig(Strict):
+class StudentConfig(AttentionShape):
     layers: int = Field(2, ge=1, le=TINY_MAX_LAYERS)
     hidden: int = Field(64, ge=8, le=TINY_MAX_HIDDEN)
     heads: int = Field(2, ge=1, le=TINY_MAX_HEADS, description="attention heads; must divide hidden")
-
-    @model_validator(mode="after")
-    def _heads_divide_hidden(self):
-        problem = heads_problem(self.hidden, self.heads)
-        if problem:
-            raise ValueError(problem)
-        return self
 
     def size(self) -> TinySize:
         return TinySize(layers=self.layers, hidden=self.hidden, heads=self.heads, intermediate=4 * self.hidden)
