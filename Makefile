@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup run test test-fast test-claims bench clean
+.PHONY: setup run test test-fast test-exhaustive test-claims bench clean
 
 setup: $(STAMP)
 
@@ -17,7 +17,12 @@ run: setup
 # Everything but the long paper-claim experiments: the slow tests (real pretrained model, the
 # quickstart end to end) included.
 test: setup
-	$(PY) -m pytest -m "not claims" -q
+	$(PY) -m pytest -m "not claims and not exhaustive" -q
+
+# More cases of properties `make test` already checks: every resumable scheme stopped and resumed,
+# kills at ten random moments; about five minutes.
+test-exhaustive: setup
+	$(PY) -m pytest -m exhaustive -q
 
 # Long real-model experiments that reproduce (or fail to reproduce) a paper's claim; tens of minutes.
 test-claims: setup

@@ -97,7 +97,7 @@ def test_a_kill_at_a_random_moment_leaves_a_folder_that_loads_with_its_finished_
     _kill_at_random_and_load(tmp_path, seed=0)
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("seed", range(1, 11))
 def test_kills_at_many_random_moments_leave_folders_that_load(tmp_path, seed):
     _kill_at_random_and_load(tmp_path, seed)

@@ -31,7 +31,7 @@ FAMILIES = {
     "splitfed": {"name": "splitfed", "variant": "v2", "cut_layer": 1},
     "splitfrozen": {"name": "splitfrozen", "cut_layer": 1},
 }
-#: the other schemes whose rounds are a round_loop (stop-and-resume identity; slow tier but one)
+#: the other schemes whose rounds are a round_loop (stop-and-resume identity; exhaustive tier but one)
 MORE_FAMILIES = {
     "local_lora": {"name": "local_lora", "lora": {"r": 4, "alpha": 8}},
     "split": {"name": "split", "cut_layer": 1, "order": "grab"},
@@ -101,7 +101,7 @@ def _same_tables(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("family", [*FAMILIES, *(f if f in FAST_MORE else pytest.param(f, marks=pytest.mark.slow)
+@pytest.mark.parametrize("family", [*FAMILIES, *(f if f in FAST_MORE else pytest.param(f, marks=pytest.mark.exhaustive)
                                                  for f in MORE_FAMILIES)])
 def test_a_run_stopped_after_a_round_and_resumed_writes_the_tables_of_one_that_never_stopped(
         tmp_path, monkeypatch, family):
