@@ -37,6 +37,8 @@ import numpy as np
 import simpy
 import torch
 
+from .results import write_atomic
+
 #: The checkpoint file in a run folder.
 FILE = "checkpoint.pt"
 #: Why a run's boundaries could not be captured (written while no checkpoint exists).
@@ -283,26 +285,9 @@ def write(sim, run_dir) -> Path | None:
         return None
     if book.written is book.latest:
         return Path(run_dir) / FILE
-    path = _atomic_write(Path(run_dir) / FILE, book.latest.data)
+    path = Path(run_dir) / FILE
+    write_atomic(path, book.latest.data)
     book.written = book.latest
-    return path
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:   # the rename itself reaches the disk
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
     return path
 
 
@@ -326,7 +311,7 @@ class Checkpoints:
         snap = capture(sim, state, self.writer.offsets())
         if snap.data is None:
             if not self.refused and self.latest is None:
-                _atomic_write(self.dir / REFUSED, f"round {snap.round} could not be checkpointed: {snap.reason}\n"
+                write_atomic(self.dir / REFUSED, f"round {snap.round} could not be checkpointed: {snap.reason}\n"
                               .encode())
             self.refused = snap.reason
             return
