@@ -26,7 +26,6 @@ What is refused rather than resumed wrongly: a boundary at which something else 
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import time
 from dataclasses import dataclass
