@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup run test test-fast test-exhaustive test-claims bench clean
+.PHONY: setup run test test-fast test-exhaustive test-claims fuzz bench clean
 
 setup: $(STAMP)
 
@@ -15,14 +15,21 @@ run: setup
 	$(VENV)/bin/cosim run scenarios/quickstart.yaml
 
 # Everything but the long paper-claim experiments: the slow tests (real pretrained model, the
-# quickstart end to end) included.
+# quickstart end to end) included. One pytest worker per core (pytest-xdist; each test process
+# keeps one torch thread), tests handed out as workers free up.
+XDIST := -n auto --dist worksteal
 test: setup
-	$(PY) -m pytest -m "not claims and not exhaustive" -q
+	$(PY) -m pytest $(XDIST) -m "not claims and not exhaustive" -q
 
 # More cases of properties `make test` already checks: every resumable scheme stopped and resumed,
 # kills at ten random moments; about five minutes.
 test-exhaustive: setup
-	$(PY) -m pytest -m exhaustive -q
+	$(PY) -m pytest $(XDIST) -m exhaustive -q
+
+# The input fuzzing of `make test` with new examples each run (it is derandomized there); a failure
+# prints a @reproduce_failure blob.
+fuzz: setup
+	COSIM_FUZZ_EXPLORE=1 $(PY) -m pytest -m slow tests/test_input_fuzz.py -q
 
 # Long real-model experiments that reproduce (or fail to reproduce) a paper's claim; tens of minutes.
 test-claims: setup

@@ -4,8 +4,8 @@ alias bombs, duplicate keys — `cosim.load` answers with a Scenario or a Scenar
 Python error; its message stays short and names the user's path; `cosim validate` exits 0 or 2,
 never with a traceback.
 
-Fast tier: a few hundred examples (derandomized, so a failure reproduces); the slow tier runs
-more than 10,000 (`make test`).
+Fast tier: a few hundred examples; the slow tier runs more than 10,000 (`make test`). Both are
+derandomized, so a failure reproduces; `make fuzz` (COSIM_FUZZ_EXPLORE=1) draws new examples.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import copy
 import io
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -43,12 +44,15 @@ KINDS = {"static", "road", "area", "random_waypoint", "gauss_markov", "trace", "
 
 
 def _fast(n: int):
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
+    return settings(max_examples=n, deadline=None, derandomize=True, database=None, print_blob=True,
                     suppress_health_check=list(HealthCheck))
 
 
 def _slow(n: int):
-    return settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    """Derandomized too, so `make test` is the same examples every run (a red CI reproduces here);
+    `COSIM_FUZZ_EXPLORE=1` draws new ones each run, and a failure prints the blob that replays it."""
+    return settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+                    derandomize=not os.environ.get("COSIM_FUZZ_EXPLORE"), print_blob=True)
 
 
 # --- what is done to a scenario -----------------------------------------------------------------
