@@ -135,13 +135,11 @@ def _path_is_the_users(line: str, raw) -> bool:
         return True
     node = raw
     for part in path.split("."):
-        if TAG_LIKE.match(part):
-            return False
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict) and part in node:   # the user's own key, even one named like a tag ("none")
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
-        elif part in KINDS:
+        elif TAG_LIKE.match(part) or part in KINDS:
             return False
         else:
             node = None   # a defaulted block or a missing key: nothing more to compare
