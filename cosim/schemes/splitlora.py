@@ -4,14 +4,16 @@ selected clients train in parallel (each with its own device-side adapters and i
 server-side adapter copy), and both sides' adapters are averaged at the end of every round,
 weighted by client samples. That is SplitFed v1 with LoRA, so it runs `common.split_federated` with
 variant v1 and a config that refuses `lora: null`. Same seed and partition give the same model
-as `fedlora`; the two differ in time, memory and bytes."""
+as `fedlora`; the two differ in time, memory and bytes. `server_copies` (default `full`, SplitFed's
+server-side model per client; `adapters`: adapter copies over one frozen base) sets what the
+server holds per client."""
 from __future__ import annotations
 
-from .base import LoraRequired, SplitConfig, scheme
+from .base import LoraRequired, ServerCopies, SplitConfig, scheme
 from .common import split_federated
 
 
-class SplitLoraConfig(LoraRequired, SplitConfig):
+class SplitLoraConfig(LoraRequired, ServerCopies, SplitConfig):
     name: str = "splitlora"
 
 
