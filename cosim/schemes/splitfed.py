@@ -14,6 +14,9 @@ device-side parts (uploaded, weighted by client samples) at the end of the round
 
 With `lora:` set, only adapters (and the head) train and travel on both sides; `lora: null` is
 full fine-tuning of both parts.
+
+Reproduces: Thapa et al., AAAI 2022: parallel clients train faster than sequential split learning —
+scenarios/splitfed.yaml, tests/test_claims.py::test_claim_is_shown
 """
 from __future__ import annotations
 
