@@ -91,7 +91,7 @@ def test_unknown_rows_exit_2_naming_the_allowed_ones(tmp_path, capsys):
 
 
 @pytest.mark.claims
-@pytest.mark.parametrize("key", ["fedavg", "splitfed", "pae_mobillm", "split_kd"])
+@pytest.mark.parametrize("key", ["fedavg", "splitfed", "pae_mobillm", "split_kd", "mavfl_exodus"])
 def test_claim_is_shown(key, tmp_path):
     """The rows no other claims test checks, on the shipped scenarios (MiniLM): measured, printed,
     and asserted shown."""
