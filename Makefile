@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup run test test-fast test-exhaustive test-claims fuzz bench clean
+.PHONY: setup run test test-fast test-exhaustive test-claims claims-report claims-report-quick fuzz bench clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,14 @@ fuzz: setup
 # Long real-model experiments that reproduce (or fail to reproduce) a paper's claim; tens of minutes.
 test-claims: setup
 	$(PY) -m pytest -m claims -q
+
+# Every paper's claim in one report: results/claims/claims.md, claims.csv, figures/ (hours on 2 cores;
+# claims-report-quick: tiny models, minutes).
+claims-report: setup
+	$(VENV)/bin/cosim claims
+
+claims-report-quick: setup
+	$(VENV)/bin/cosim claims --quick
 
 # The fast default: tiny models only, about a minute.
 test-fast: setup

@@ -109,6 +109,21 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_claims(args) -> int:
+    from .claims import CLAIMS
+    from .claims.report import run_claims
+    from .scenario import ScenarioError
+
+    only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = sorted(set(only or []) - set(CLAIMS))
+    if unknown:
+        raise ScenarioError([f"cosim claims --only: unknown rows {unknown}; allowed: {', '.join(CLAIMS)}"])
+    rows = run_claims(args.out, quick=args.quick, only=only, progress=not args.quiet)
+    shown = sum(r["shown"] == "shown" for r in rows)
+    print(f"{shown} of {len(rows)} claims shown; report: {args.out}/claims.md")
+    return 0
+
+
 def _cmd_sweep(args) -> int:
     import pandas as pd
 
@@ -192,6 +207,13 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--resume", metavar="SWEEP_DIR", help="continue this interrupted sweep (same scenario, grid and "
                    "--set): finished points are kept, a point that was running resumes from its checkpoint")
     w.set_defaults(fn=_cmd_sweep)
+    cl = sub.add_parser("claims", help="run the papers' claims scenarios and write results/claims/claims.md, "
+                                       "claims.csv and one figure per row")
+    cl.add_argument("--quick", action="store_true", help="shrink every scenario to a tiny model and a few rounds")
+    cl.add_argument("--only", default=None, help="comma-separated rows (scheme names, thz_isac), default: all")
+    cl.add_argument("--out", default="results/claims", help="report folder (default results/claims)")
+    cl.add_argument("--quiet", action="store_true", help="no line per row")
+    cl.set_defaults(fn=_cmd_claims)
     s = sub.add_parser("schemes", help="list the schemes")
     s.set_defaults(fn=_cmd_schemes)
     k = sub.add_parser("kinds", help="list the event kinds (category, name, meaning) a trace may hold")

@@ -114,6 +114,25 @@ class SchemeConfig(Strict):
         return [f"scheme.{field}: {where} (given {cut}); allowed: 1 to {depth} for {source!r} ({depth} blocks)"]
 
 
+class ServerCopies(SchemeConfig):
+    """The server side of SplitFed v1 and SplitLoRA: one server-side part per client, trained in
+    parallel and averaged at the round's end. What a copy holds is a modelling choice the papers
+    compared against make differently, so it is a switch:
+
+    - `full` (default, SplitFed's definition, Thapa et al. AAAI 2022, Algorithm 1: the server
+      "creates" a server-side model per client): every copy is the whole server-side part — frozen
+      weights and adapters — plus its gradients and optimizer state.
+    - `adapters`: the copies share the server's one set of frozen weights and each holds only its
+      trainable tensors (LoRA adapters, the head) with their training state: what a server that
+      batches LoRA clients over one base model (SplitLoRA as implemented by many) keeps.
+
+    With `lora: null` every weight trains, so both hold the same bytes."""
+
+    server_copies: Literal["full", "adapters"] = Field(
+        "full", description="what each per-client server-side copy holds (v1): full = the whole server-side "
+                            "part (SplitFed's definition), adapters = its trainable tensors over shared frozen weights")
+
+
 class LoraRequired(SchemeConfig):
     """A scheme that trains LoRA adapters only: `lora: null` (full fine-tuning) is refused."""
 

@@ -175,7 +175,8 @@ def split_federated(sim, cfg, variant: str):
 
     `variant` "v1" (Algorithm 1): the server trains one server-side copy (with its optimizer) per
     client and averages the copies locally at the round's end, weighted like the device parts; its
-    memory grows with the clients. "v2" (Algorithm 2): ONE server-side part, trained on the clients'
+    memory grows with the clients (a copy is the whole server-side part or its trainable tensors
+    only: `cfg.server_copies`). "v2" (Algorithm 2): ONE server-side part, trained on the clients'
     activations in the order they reach the server (its processor is a FIFO queue), never averaged,
     keeping its optimizer across rounds. Used by `splitfed` and `splitlora` (v1 with LoRA)."""
     learner, server, cut = sim.learner, sim.edge[0], cfg.cut_layer
@@ -195,8 +196,7 @@ def split_federated(sim, cfg, variant: str):
         tops, copies = [shared_top] * len(clients), []
         if shared_top is None:  # v1: a server-side copy per client, held until the copies are averaged
             tops = [learner.local(top_state, start=cut) for _ in clients]
-            copies = [server.memory.hold("client_copy", tensor_bytes(top.params.values())
-                                         + learner.training_state_bytes(list(top_state))) for top in tops]
+            copies = [server.memory.hold("client_copy", _server_copy_bytes(learner, cfg, cut, top)) for top in tops]
         if shared_top is None and cfg.compression is None and learner.ahead:   # v1: the turns start on the workers
             learner.ahead.split_turns(clients, bottom_state, top_state, cfg.local_steps, cut, sim.codec)
         gathered = yield from sim.gather(_split_client(sim, cfg, dev, server, top, bottom_state)
@@ -227,6 +227,14 @@ def split_federated(sim, cfg, variant: str):
         return bottom_state, top_state, shared_top
 
     yield from round_loop(sim, initial, one_round)
+
+
+def _server_copy_bytes(learner, cfg, cut: int, top) -> int:
+    """Bytes of one client's server-side copy under SplitFed v1 (`cfg.server_copies`, see
+    `base.ServerCopies`): its training state plus either the whole server-side part (`full`) or
+    only its trainable tensors (`adapters`, the frozen weights shared through the resident ones)."""
+    held = learner.weight_bytes(cut) if cfg.server_copies == "full" else tensor_bytes(top.params.values())
+    return held + learner.training_state_bytes(list(top.params))
 
 
 def _split_client(sim, cfg, dev, server, top, bottom_state):

@@ -7,6 +7,10 @@ of the results (column `phase`: cyclic | fedavg).
 
 Phase 1 is `common.sequential_round` with the `order` policy; phase 2 is FedAvg's round,
 `common.federated_round`.
+
+Reproduces: Zhang et al. 2023: cyclic pre-training then FedAvg ends above FedAvg —
+scenarios/compare_fl.yaml,
+tests/test_fl_claims.py::test_cyclicfl_ends_above_fedavg_from_the_same_initialisation
 """
 from __future__ import annotations
 

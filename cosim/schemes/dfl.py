@@ -17,6 +17,9 @@ Simulated costs: the soft-target pass is a real forward per `batch_size` chunk o
 samples (kind "infer", counted FLOPs), and the stored logits (samples × classes × 4 bytes) are held
 in the device's memory ledger as "soft_targets". Nothing extra travels: soft targets never leave
 the device.
+
+Reproduces: KD from the client's own past improves on FedAvg under non-IID data — scenarios/compare_fl.yaml,
+tests/test_fl_claims.py::test_dfl_vs_fedavg_on_non_iid_data
 """
 from __future__ import annotations
 

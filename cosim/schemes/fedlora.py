@@ -2,7 +2,12 @@
 with (e.g. SplitLoRA, Lin et al. 2024, §V). Each round the selected clients download the adapters
 and head, train `local_steps` minibatches in parallel on the whole (frozen) model, and upload
 them; the server averages the uploads weighted by client sample counts. The round is FedAvg's
-(`common.federated_round`), run with a config that refuses `lora: null`."""
+(`common.federated_round`), run with a config that refuses `lora: null`.
+
+Reproduces: the baseline of SplitLoRA's and SplitFrozen's claims (SplitFrozen: device computation −86.8 %
+against it) — scenarios/compare_split.yaml,
+tests/test_splitfrozen.py::test_device_flops_per_sample_is_the_papers_fraction_of_fedlora
+"""
 from __future__ import annotations
 
 from typing import ClassVar

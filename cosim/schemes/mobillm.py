@@ -23,6 +23,10 @@ Modelling choices:
   through the backbone's own final norm and LM head at every position (frozen; the server holds a
   copy, the device has its own), so it starts as exactly the pretrained model; the labels sent up
   are the next-token targets (B, T) int64.
+
+Reproduces: arXiv 2502.20421: on-device LoRA's accuracy with far less device memory —
+scenarios/mobillm_phone.yaml,
+tests/test_side_tuning.py::test_mobillm_converges_within_a_few_points_of_on_device_lora
 """
 from __future__ import annotations
 

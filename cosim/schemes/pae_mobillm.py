@@ -30,6 +30,9 @@ evaluation after each round is that model: backbone logits + side logits on pivo
 Modelling choices: the server recomputes the (small) side forward at the update instead of
 holding its graph across the round trip, so devices sharing one side network interleave safely;
 the server's cache is charged to its ledger at the quantized size.
+
+Reproduces: after arXiv 2502.20421: the activation cache and pivot tokens cut device compute and uplink
+bytes against MobiLLM — scenarios/pae_mobillm_phone.yaml, tests/test_claims.py::test_claim_is_shown
 """
 from __future__ import annotations
 

@@ -31,6 +31,10 @@ Modelling choices (stated because time, memory and the model depend on them):
   lowest trainable block (`chain_step(stop=...)`).
 - Each round is `local_steps` batches; evaluation uses the full model (every device's part).
   A dropped transfer loses that micro-batch (its gradient does not count); the batch still updates.
+
+Reproduces: arXiv 2502.19864: scheduled unfreezing shortens fine-tuning at comparable accuracy —
+scenarios/ringada_ring4.yaml,
+tests/test_ringada.py::test_ringada_accuracy_within_a_few_points_of_all_trainable_on_minilm
 """
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ The visiting order is a policy (`order`, cosim.learn.ordering): `random_reshuffl
 permutation every round), `fixed` (one permutation), or `grab` (greedy herding of the previous
 round's per-client update directions). A client whose transfer is dropped is skipped: the server
 keeps the model it last received.
+
+Reproduces: Li & Lyu, NeurIPS 2023: sequential FL ends above FedAvg under heterogeneous data —
+scenarios/compare_fl.yaml,
+tests/test_fl_claims.py::test_sequential_fl_ends_above_fedavg_with_one_class_per_client
 """
 from __future__ import annotations
 

@@ -15,6 +15,10 @@ samples. A cut change takes effect at the next round: that round's download carr
 Reproduces: SFT's delay and communication savings against uncompressed fixed-cut split
 fine-tuning (paper: −80.2 % delay, −93.6 % bytes) — scenarios/compare_sft.yaml,
 tests/test_sft_claims.py::test_sft_cuts_delay_and_bytes_against_uncompressed_fixed_cut.
+
+Reproduces: arXiv 2501.09237: delay −80.2 % and communication −93.6 % against split fine-tuning —
+scenarios/compare_sft.yaml,
+tests/test_sft_claims.py::test_sft_cuts_delay_and_bytes_against_uncompressed_fixed_cut
 """
 from __future__ import annotations
 

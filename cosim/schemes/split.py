@@ -4,7 +4,12 @@ part (relayed by the server), and for each minibatch runs the bottom forward, se
 activations (with labels and sequence lengths) up, the server runs the top forward/backward and
 sends the activation gradient down, and the device finishes backward. It then hands the bottom
 part back to the server for the next device. The device order per round is `order`
-(cosim.learn.ordering; default random_reshuffle; grab herds the devices' bottom-part updates)."""
+(cosim.learn.ordering; default random_reshuffle; grab herds the devices' bottom-part updates).
+
+Reproduces: Gupta & Raskar 2018: split learning, one class per device, ends above FedAvg —
+scenarios/compare_fl.yaml,
+tests/test_fl_claims.py::test_sequential_split_learning_ends_above_fedavg_with_one_class_per_client
+"""
 from __future__ import annotations
 
 from pydantic import Field

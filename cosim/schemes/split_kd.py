@@ -15,6 +15,9 @@ averaged FedAvg-style) and their own copy of the teacher's top on the edge (aver
 The student is a tiny model of the same family as the teacher (`scheme.student`: layers, hidden,
 heads; the knob of the study), built from scratch and fully trained. The round's accuracy is the
 student's. Energy and delay per round are in the trace as for every scheme.
+
+Reproduces: arXiv 2501.17164: a device-side student learns from the split teacher's soft targets better than
+from labels alone — scenarios/split_kd.yaml, tests/test_claims.py::test_claim_is_shown
 """
 from __future__ import annotations
 

@@ -6,12 +6,17 @@ device-side parts (uploaded, weighted by client samples) at the end of the round
 - `variant: v1` (SplitFed Algorithm 1): the server keeps one server-side copy (and optimizer) per
   active client and averages those copies locally at the end of the round, weighted like the
   device parts. Its memory grows with the number of clients.
+  What a copy holds is `server_copies`: `full` (default, the whole server-side part, as
+  SplitFed defines it) or `adapters` (trainable tensors only over shared frozen weights).
 - `variant: v2` (SplitFed Algorithm 2): ONE shared server-side part, trained on the clients'
   activation batches in turn, in the order they arrive at the server (its processor is a FIFO
   queue), and never averaged; it keeps its optimizer across rounds.
 
 With `lora:` set, only adapters (and the head) train and travel on both sides; `lora: null` is
 full fine-tuning of both parts.
+
+Reproduces: Thapa et al., AAAI 2022: parallel clients train faster than sequential split learning —
+scenarios/splitfed.yaml, tests/test_claims.py::test_claim_is_shown
 """
 from __future__ import annotations
 
@@ -19,14 +24,21 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import SplitConfig, scheme
+from .base import ServerCopies, SplitConfig, scheme
 from .common import split_federated
 
 
-class SplitFedConfig(SplitConfig):
+class SplitFedConfig(ServerCopies, SplitConfig):
     name: str = "splitfed"
     variant: Literal["v1", "v2"] = Field("v1", description="v1: a server-side copy per client, averaged each round; "
                                                             "v2: one shared server-side part trained in turn")
+
+    def problems(self, depth, source, device_profiles) -> list[str]:
+        extra = []
+        if self.variant == "v2" and self.server_copies != "full":
+            extra = [f"scheme.server_copies: v2 keeps one shared server-side part, no per-client copies (given "
+                     f"{self.server_copies!r}); allowed: leave it out, or use variant v1"]
+        return super().problems(depth, source, device_profiles) + extra
 
 
 @scheme("splitfed", config=SplitFedConfig,

@@ -33,6 +33,10 @@ Modelling choices (stated because the timeline depends on them):
   "train" event) — the decomposition changes time, never the model.
 - End of round. The server holds the only trained copy; there is nothing to aggregate or send
   back (devices keep the frozen base). Losses of all micro-batches give the round loss.
+
+Reproduces: SplitFrozen 2025: device-side computation −86.8 % against FedLoRA and SplitLoRA —
+scenarios/compare_split.yaml,
+tests/test_splitfrozen.py::test_device_flops_per_sample_is_the_papers_fraction_of_fedlora
 """
 from __future__ import annotations
 

@@ -4,14 +4,21 @@ selected clients train in parallel (each with its own device-side adapters and i
 server-side adapter copy), and both sides' adapters are averaged at the end of every round,
 weighted by client samples. That is SplitFed v1 with LoRA, so it runs `common.split_federated` with
 variant v1 and a config that refuses `lora: null`. Same seed and partition give the same model
-as `fedlora`; the two differ in time, memory and bytes."""
+as `fedlora`; the two differ in time, memory and bytes. `server_copies` (default `full`, SplitFed's
+server-side model per client; `adapters`: adapter copies over one frozen base) sets what the
+server holds per client.
+
+Reproduces: Lin et al. 2024: FedLoRA's model with a fraction of the device's compute and memory —
+scenarios/compare_split.yaml,
+tests/test_split_family.py::test_splitlora_learns_the_same_model_as_fedlora_with_less_on_the_device
+"""
 from __future__ import annotations
 
-from .base import LoraRequired, SplitConfig, scheme
+from .base import LoraRequired, ServerCopies, SplitConfig, scheme
 from .common import split_federated
 
 
-class SplitLoraConfig(LoraRequired, SplitConfig):
+class SplitLoraConfig(LoraRequired, ServerCopies, SplitConfig):
     name: str = "splitlora"
 
 

@@ -24,6 +24,10 @@ Modelling choices (stated because time, memory and the model depend on them):
 - Aggregation. The cloud averages the uploaded user-side adapters weighted by each user's
   samples and the edge-side adapters weighted by the samples of the users each edge served
   (FedAvg, McMahan et al. 2017). A user whose transfer is dropped is left out of both weights.
+
+Reproduces: after arXiv 2501.13318: the cloud holds its part once, below a two-tier server's copy per user —
+scenarios/three_tier.yaml,
+tests/test_three_tier.py::test_cloud_holds_its_part_once_below_a_two_tier_server_per_user
 """
 from __future__ import annotations
 

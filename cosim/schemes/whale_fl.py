@@ -19,6 +19,9 @@ The chosen rank is the argmax of U among the ranks that fit the device's memory 
 the slice's training state + the step's saved activations (measured) must be at most what is free,
 capacity · compute_share(t) − held (the weights are held from the start; assumption: background
 load takes memory in the same share as compute). A device where nothing fits sits the round out.
+
+Reproduces: WHALE-FL: adaptive subnetworks reach the target sooner than fixed sizes —
+scenarios/whale_fl.yaml, tests/test_mavfl_claims.py::test_whale_fl_adaptive_reaches_target_sooner_than_fixed
 """
 from __future__ import annotations
 
