@@ -43,6 +43,15 @@ def correlated_shadowing_db(rng, positions_m, std_db, decorrelation_distance_m):
     return std * (chol @ rng.standard_normal(len(pos)))
 
 
+def gauss_markov_next(previous, normal, distance_moved_m, decorrelation_distance_m):
+    """Next value of a unit-variance Gauss-Markov process along a path, from a given standard normal:
+    rho x + sqrt(1 - rho^2) n with rho = exp(-dx / d_cor) (Gudmundson 1991). The same update as
+    ``update_shadowing_db`` with the innovation passed in, so a caller can take it from a
+    counter-based stream (the same n for the same point of a path, whoever asks first)."""
+    rho = np.asarray(correlation(distance_moved_m, decorrelation_distance_m))
+    return scalar_or_array(rho * np.asarray(previous, dtype=float) + np.sqrt(1.0 - rho ** 2) * np.asarray(normal))
+
+
 def update_shadowing_db(rng, previous_db, distance_moved_m, std_db, decorrelation_distance_m):
     """Next shadowing value (dB) of a node that moved ``distance_moved_m`` since the last one.
 

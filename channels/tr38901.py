@@ -15,6 +15,8 @@ Conventions chosen here (the table leaves them open):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._checks import choice, in_range, non_negative, scalar_or_array
@@ -55,6 +57,9 @@ SHADOW_DECORRELATION_DISTANCE_M = {
     ("umi", True): 10.0, ("umi", False): 13.0,
     ("rma", True): 37.0, ("rma", False): 120.0,
 }
+#: LOS/NLOS-state correlation distance, m (Table 7.6.3.1-2, spatial consistency).
+LOS_STATE_DECORRELATION_DISTANCE_M = {"uma": 50.0, "umi": 50.0, "rma": 60.0}
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
 
 
 def _scenario(scenario: str) -> str:
@@ -234,3 +239,18 @@ def sample_los(rng, scenario, distance_2d_m, h_ut_m=1.5):
     """Draw LOS/NLOS states (bool array) with the Table 7.4.2-1 probability."""
     p = np.asarray(los_probability(scenario, distance_2d_m, h_ut_m))
     return scalar_or_array(rng.random(p.shape) < p)
+
+
+def los_state_decorrelation_distance_m(scenario):
+    """Correlation distance of the LOS/NLOS state in m (TR 38.901 Table 7.6.3.1-2): UMa 50, UMi 50, RMa 60."""
+    return LOS_STATE_DECORRELATION_DISTANCE_M[_scenario(scenario)]
+
+
+def los_from_gaussian(scenario, distance_2d_m, gaussian, h_ut_m=1.5):
+    """Spatially consistent LOS state (TR 38.901 §7.6.3.3, hard LOS state): LOS where a uniform
+    variable u is below Pr_LOS(d_2D) of Table 7.4.2-1, with u = Phi(g) for a standard normal g
+    that is spatially correlated over ``los_state_decorrelation_distance_m`` (e.g. a Gauss-Markov
+    process along the path, ``channels.shadowing.gauss_markov_next``). Independent g: ``sample_los``'s law."""
+    p = np.asarray(los_probability(scenario, distance_2d_m, h_ut_m))
+    u = 0.5 * np.asarray(_ERFC(-np.asarray(gaussian, dtype=float) / math.sqrt(2.0)), dtype=float)   # Phi(g)
+    return scalar_or_array(u < p)

@@ -135,6 +135,8 @@ def build(sc: Scenario) -> Simulation:
     sim = Simulation(sc.seed, stop)
     sim.rounds_need_coverage = type(sc.scheme).needs_coverage
     _nodes(sim, sc)
+    for node in sim.nodes:   # how each step's simulated duration follows from its counted cost
+        node.compute_model = sc.runtime.compute_model
     links = {ap.name: e.link or sc.network.link for ap, e in zip(sim.edge, sc.edge)}
     sim.network = Network(sim, sc.network, link_models=links)
     sim.learner = _learner(sim, sc)

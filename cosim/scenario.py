@@ -186,7 +186,11 @@ class OutputsConfig(Strict):
 
 
 class RuntimeConfig(Strict):
-    """How the host runs the real compute; never changes a table (cosim.learn.workers)."""
+    """How the host runs the real compute; never changes a table (cosim.learn.workers) — except
+    `compute_model`, which says how a step's simulated duration follows from its counted cost."""
+    compute_model: Literal["flops", "roofline"] = Field(
+        "roofline", description="a step's simulated duration: flops = FLOPs / effective FLOP/s; roofline = the "
+                                "larger of that and bytes moved / effective memory bandwidth (Node.step_duration_s)")
     torch_threads: int = Field(1, ge=1, description="torch.set_num_threads for this run's process")
     max_wall_s: float | None = Field(None, gt=0, description="stop the run (stop_reason says so) once this much "
                                      "host time has passed since the simulated clock started (after the build), "

@@ -1,5 +1,6 @@
-"""Count what a real step costs: FLOPs (torch's FlopCounterMode) and the bytes of activations it
-saves for backward (autograd's saved-tensor hooks), cached by the step's signature.
+"""Count what a real step costs: FLOPs (torch's FlopCounterMode), the bytes it moves through memory
+(cosim.learn.traffic, for the roofline) and the bytes of activations it saves for backward
+(autograd's saved-tensor hooks), cached by the step's signature.
 
 The first call with a given signature runs under the counters; later calls with the same
 signature run bare and reuse the counts, so accounting costs nothing in steady state. Counting,
@@ -17,11 +18,15 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .traffic import TrafficCounter
+
 
 @dataclass(frozen=True)
 class StepCost:
     flops: float
     saved_activation_bytes: int
+    #: bytes read and written by the step's ops (cosim.learn.traffic); 0: not counted (FLOPs alone time it)
+    bytes_moved: int = 0
 
 
 _measuring = 0
@@ -84,14 +89,14 @@ class StepMeter:
             return t
 
         global _measuring
-        counter = FlopCounterMode(display=False)
+        counter, traffic = FlopCounterMode(display=False), TrafficCounter()
         _measuring += 1
         try:
-            with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with counter, traffic, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 result = fn(*args, **kwargs)
         finally:
             _measuring -= 1
-        cost = StepCost(float(counter.get_total_flops()), saved)
+        cost = StepCost(float(counter.get_total_flops()), saved, traffic.bytes_moved)
         self._cache[key] = cost
         self.measured += 1
         return result, cost

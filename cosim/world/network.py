@@ -39,6 +39,7 @@ from channels import rate as rate_models
 from channels import shadowing, sharing, tr38901
 
 from ..config import Strict
+from .channel_lattice import PathLattice, block_draw
 from .thz_link import IsacConfig, ThzConfig
 
 BITS_PER_BYTE = 8
@@ -122,27 +123,38 @@ class NetworkConfig(Strict):
 
 
 class RadioLink:
-    """One device ↔ access point link: large-scale state that follows the device, and fading blocks."""
+    """One device ↔ access point link: large-scale state on the device's path lattice, fading on a
+    grid of coherence blocks — both pure functions of (seed, link, position/time) (see
+    `cosim.world.channel_lattice`), so every scheme of a compare sees the same channel."""
 
-    def __init__(self, device, ap, config: NetworkConfig, rng: np.random.Generator, network=None):
-        """`network.record_out_of_range(link, t_s, detail)` is told each time the device goes beyond
+    def __init__(self, device, ap, config: NetworkConfig, seed: int, stream: str, network=None):
+        """`stream`: the link's name for its counter-based draws (`channel/<device>` for the first AP).
+        `network.record_out_of_range(link, t_s, detail)` is told each time the device goes beyond
         the path-loss model's valid distance (an `out_of_range` row). An object, not a bound method:
         a checkpoint saves the link with plain references (cosim.checkpoint builds no callables)."""
-        self.device, self.ap, self.rng = device, ap, rng
+        self.device, self.ap = device, ap
+        self.seed, self.stream = int(seed), stream
         self.config = config
         self.network = network
-        self._beyond = False      # beyond the model's valid distance at the last large-scale update
-        self._anchor = None        # position at the last large-scale update
+        chain = config.channel
+        scenario = None if chain.pathloss.model == "fspl" else chain.pathloss.model.removeprefix("3gpp-")
+        # the lattice's processes: shadow fading of LOS and of NLOS, generated separately with their own
+        # correlation distances (TR 38.901 §7.6.3.1, Table 7.5-6), and the LOS state's (Table 7.6.3.1-2)
+        decorrelation = () if scenario is None else (
+            float(tr38901.shadow_decorrelation_distance_m(scenario, True)),
+            float(tr38901.shadow_decorrelation_distance_m(scenario, False)),
+            float(tr38901.los_state_decorrelation_distance_m(scenario)))
+        self._lattice = PathLattice(device.mobility, config.reevaluate_distance_m, seed, stream, decorrelation)
+        self._beyond = False      # beyond the model's valid distance when last asked
+        self._point = None        # the lattice point whose loss is in _loss_db
         self._loss_db = math.inf   # path loss minus shadowing gain, dB
-        self._shadow_db = 0.0
         self._gone = False
-        self._fading_db = 0.0
-        self._block_end_s = -math.inf
+        self._fading_db, self._block = 0.0, (None, math.inf)   # gain of the block (start, end) last drawn
         self._snr_key, self._snr_db = None, -math.inf   # large-scale SNR of the last (loss, band)
-        self._ls_asked_s, self._ls_answer, self._ls_moves = None, None, False
+        self._ls_asked_s, self._ls_answer = None, None
         self._block_speed_mps, self._block_s = None, math.inf   # fading block length at that speed
-        #: whether the valid-until last returned depends on when it was asked (a moving device's
-        #: distance left / speed: the same instant, recomputed later, may differ in the last bit)
+        #: a valid-until that depends on when it was asked (the medium re-asks such links near it):
+        #: never here, every valid-until is a lattice point's or a block's own time
         self.until_moves = False
 
     # --- large scale ----------------------------------------------------------------------------
@@ -153,33 +165,24 @@ class RadioLink:
         return self._ls_answer
 
     def _large_scale_now(self, t_s: float) -> tuple[float, float]:
-        self._ls_moves = False
-        if self._gone:
-            return math.inf, math.inf
-        pos = self.device.position_m(t_s)
         mob = self.device.mobility
         exit_s = mob.exit_time_s()
-        # models whose velocity changes (a pause ends, a SUMO step) say when; others never change
-        change_s = mob.motion_change_s(t_s) if hasattr(mob, "motion_change_s") else math.inf
+        if self._gone and t_s >= exit_s:
+            return math.inf, math.inf
+        pos = self.device.position_m(t_s)
         if pos is None:
             if t_s >= exit_s:  # left for good
                 self._gone = True
                 return math.inf, math.inf
             # not entered yet (a vehicle still to arrive): out of coverage until it enters
+            change_s = mob.motion_change_s(t_s) if hasattr(mob, "motion_change_s") else math.inf
             entry_s = mob.entry_time_s() if hasattr(mob, "entry_time_s") else math.inf
             return math.inf, min(entry_s if entry_s > t_s else math.inf, change_s)
-        speed = mob.speed_mps(t_s)
-        moved = math.inf if self._anchor is None else float(np.linalg.norm(pos - self._anchor))
-        if moved >= self.spec.reevaluate_distance_m:
-            self._update_large_scale(pos, moved, t_s)
-            moved = 0.0   # the anchor is here now
-        until_s = min(exit_s, change_s)
-        if speed <= 0:
-            return self._loss_db, until_s
-        left_m = self.spec.reevaluate_distance_m - moved
-        moved_until_s = t_s + max(left_m, 0.0) / speed
-        self._ls_moves = moved_until_s <= until_s
-        return self._loss_db, min(moved_until_s, until_s)
+        k, point_m, until_s, values = self._lattice.at(t_s)
+        if self._point != (k, self._lattice._t):
+            self._point = (k, self._lattice._t)
+            self._update_large_scale(point_m, values, t_s)
+        return self._loss_db, min(until_s, exit_s)
 
     @property
     def spec(self) -> NetworkConfig:
@@ -190,7 +193,9 @@ class RadioLink:
     def channel(self) -> ChannelConfig:
         return self.config.channel
 
-    def _update_large_scale(self, pos: np.ndarray, moved_m: float, t_s: float) -> None:
+    def _update_large_scale(self, pos: np.ndarray, values: np.ndarray, t_s: float) -> None:
+        """The loss at lattice point `pos`, with the lattice's process `values` there (SF of LOS, SF of
+        NLOS, LOS state; unit normals)."""
         net, ap_pos = self.config, self.ap.position_m(0.0)
         chain = net.channel
         d2d = float(np.hypot(*(pos[:2] - ap_pos[:2])))
@@ -199,52 +204,59 @@ class RadioLink:
             pl, los, scenario = float(channels.fspl_db(max(d3d, 1.0), net.frequency_hz)), True, None
         else:
             scenario = chain.pathloss.model.removeprefix("3gpp-")
-            if chain.pathloss.los == "auto":
-                los = bool(tr38901.sample_los(self.rng, scenario, d2d))
+            # a height the scenario could not check before the run (a trace's z, a UAV's jitter) is
+            # held inside this scenario's UT range (Table 7.4.1-1: UMa/UMi 1.5-22.5 m, RMa 1-10 m)
+            h_ut_m = float(np.clip(pos[2], *tr38901.H_UT_RANGE_M[scenario]))
+            if chain.pathloss.los == "auto":   # spatially consistent LOS state (§7.6.3.3)
+                los = bool(tr38901.los_from_gaussian(scenario, d2d, float(values[2]), min(h_ut_m, 23.0)))
             else:
                 los = chain.pathloss.los == "los"
             # beyond the model's valid range (Table 7.4.1-1: 5 km, RMa LOS 10 km) there is no model to
             # extrapolate: out of coverage, never a loss clamped at the edge of the range
             max_m = tr38901.MAX_DISTANCE_2D_RMA_LOS_M if scenario == "rma" and los else tr38901.MAX_DISTANCE_2D_M
             if d2d > max_m:
-                self._anchor, self._loss_db = pos, math.inf
+                self._loss_db = math.inf
                 if not self._beyond and self.network is not None:
                     self.network.record_out_of_range(self, t_s, f"d2d_m={d2d:.6g} beyond {chain.pathloss.model}'s "
                                          f"valid {max_m:g} m (TR 38.901 Table 7.4.1-1): out of coverage")
                 self._beyond = True
                 return
             self._beyond = False
-            # a height the scenario could not check before the run (a trace's z, a UAV's jitter) is
-            # held inside this scenario's UT range (Table 7.4.1-1: UMa/UMi 1.5-22.5 m, RMa 1-10 m)
-            h_ut_m = float(np.clip(pos[2], *tr38901.H_UT_RANGE_M[scenario]))
             pl = float(tr38901.pathloss_db(scenario, d2d, net.frequency_hz, los, h_bs_m=float(ap_pos[2]),
                                            h_ut_m=h_ut_m))
+        shadow_db = 0.0
         if chain.shadowing and scenario is not None:
             std = float(tr38901.shadow_fading_std_db(scenario, los, d2d, net.frequency_hz))
-            d_corr = float(tr38901.shadow_decorrelation_distance_m(scenario, los))
-            # Gudmundson (1991): the dB value decorrelates as exp(-Δd / d_corr) along the path
-            moved = 1e12 if math.isinf(moved_m) else moved_m
-            self._shadow_db = float(shadowing.update_shadowing_db(self.rng, self._shadow_db, moved, std, d_corr))
-        self._anchor = pos
-        self._loss_db = pl - self._shadow_db
+            shadow_db = std * float(values[0] if los else values[1])
+        self._loss_db = pl - shadow_db
 
     # --- small scale ----------------------------------------------------------------------------
     def _fading(self, t_s: float) -> tuple[float, float]:
+        """(gain_db, valid_until) of the coherence block covering t: blocks of the coherence time at the
+        device's speed (held at least `min_block_s`; `static_coherence_s` standing still) on a fixed
+        grid in time; a velocity change the mobility model announces starts the new speed's grid."""
         if self.channel.fading == "none":
             return 0.0, math.inf
-        if t_s >= self._block_end_s:
-            if self.channel.fading == "rician":
-                gain = fading_models.rician_power_gain(self.rng, self.channel.k_factor)
-            else:
-                gain = fading_models.rayleigh_power_gain(self.rng)
-            self._fading_db = 10.0 * math.log10(max(float(gain), 1e-12))
-            speed = self.device.mobility.speed_mps(t_s)
-            if speed != self._block_speed_mps:   # the block length follows the speed (often constant)
-                block = (self.channel.static_coherence_s if speed <= 0
-                         else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
-                self._block_speed_mps, self._block_s = speed, max(block, self.channel.min_block_s)
-            self._block_end_s = t_s + self._block_s
-        return self._fading_db, self._block_end_s
+        start, end = self._block
+        if start is not None and start <= t_s < end:
+            return self._fading_db, end
+        mob = self.device.mobility
+        speed = mob.speed_mps(t_s)
+        if speed != self._block_speed_mps:   # the block length follows the speed (often constant)
+            block = (self.channel.static_coherence_s if speed <= 0
+                     else float(fading_models.coherence_time_s(speed, self.spec.frequency_hz)))
+            self._block_speed_mps, self._block_s = speed, max(block, self.channel.min_block_s)
+        gen, end = block_draw(self.seed, f"{self.stream}/fade", self._block_s, t_s)
+        if self.channel.fading == "rician":
+            gain = fading_models.rician_power_gain(gen, self.channel.k_factor)
+        else:
+            gain = fading_models.rayleigh_power_gain(gen)
+        self._fading_db = 10.0 * math.log10(max(float(gain), 1e-12))
+        change_s = mob.motion_change_s(t_s) if hasattr(mob, "motion_change_s") else math.inf
+        if change_s > t_s:
+            end = min(end, change_s)
+        self._block = (t_s, end)
+        return self._fading_db, end
 
     # --- what the medium asks -------------------------------------------------------------------
     def large_scale_snr_db(self, t_s: float, full_bandwidth_hz: float) -> float:
@@ -273,10 +285,7 @@ class RadioLink:
     def next_change_s(self, t_s: float) -> float:
         """When the large-scale state may next change (the device will have moved far enough), or
         its dynamic conditions may (availability, radio share)."""
-        ls_until = self._large_scale(t_s)[1]
-        other = _conditions(self.device).next_change_s(t_s)
-        self.until_moves = self._ls_moves and ls_until <= other
-        return min(ls_until, other)
+        return min(self._large_scale(t_s)[1], _conditions(self.device).next_change_s(t_s))
 
     def rate_terms(self, t_s: float, full_bandwidth_hz: float, *, fading: bool = True):
         """((loss_db, gain_db, radio_share), valid_until): what the rate over any share of the band
@@ -284,12 +293,10 @@ class RadioLink:
         these between changes, so a new split of the band only re-evaluates `shannon_rate_bps`."""
         loss, ls_until = self._large_scale(t_s)
         if math.isinf(loss) or not self.in_coverage(t_s, full_bandwidth_hz):
-            self.until_moves = self._ls_moves
             return None, ls_until
         fade_db, fade_until = self._fading(t_s) if fading else (0.0, math.inf)
         cond = _conditions(self.device)   # the radio level of its dynamic conditions scales the rate
         other = min(fade_until, cond.next_change_s(t_s))
-        self.until_moves = self._ls_moves and ls_until <= other
         return (loss, self.spec.antenna_gain_db + fade_db, cond.radio_share(t_s)), min(ls_until, other)
 
     def rate_bps(self, t_s: float, uplink: bool, share_hz: float, full_bandwidth_hz: float, *,
@@ -734,14 +741,14 @@ class Network:
         key = (device.name, ap.name)
         if key not in self._links:
             # the first AP keeps the historical stream name, so single-cell runs draw as before
-            rng = self.sim.rng(f"channel/{device.name}" if ap is self.sim.edge[0]
-                               else f"channel/{device.name}/{ap.name}")
+            stream = f"channel/{device.name}" if ap is self.sim.edge[0] else f"channel/{device.name}/{ap.name}"
             if self.link_models[ap.name] == "thz-isac":
                 from .thz_link import ThzIsacLink
 
-                self._links[key] = ThzIsacLink(device, ap, self.spec, rng, on_sense=self._record_sense)
+                self._links[key] = ThzIsacLink(device, ap, self.spec, self.sim.seed, stream,
+                                               on_sense=self._record_sense)
             else:
-                self._links[key] = RadioLink(device, ap, self.spec, rng, network=self)
+                self._links[key] = RadioLink(device, ap, self.spec, self.sim.seed, stream, network=self)
         return self._links[key]
 
     def _record_sense(self, link, t_s: float, sensing_snr_db: float, rate_bps: float, error_rad: float,

@@ -1,8 +1,9 @@
 """Devices, edge servers and cloud servers: where compute happens, what memory is held, and what
 energy is spent.
 
-`compute` runs the real step at its simulated start, then advances the clock by
-FLOPs / effective FLOP/s; one job at a time per node (a FIFO queue), so a server serving many
+`compute` runs the real step at its simulated start, then advances the clock by its duration
+(`step_duration_s`: FLOPs / effective FLOP/s, or under the roofline model the larger of that and
+bytes moved / effective memory bandwidth); one job at a time per node (a FIFO queue), so a server serving many
 clients serializes them in simulated time as a real accelerator would. A step that brings the node
 over its memory capacity is an `oom` event, and a server that fails loses the step it was computing
 (cosim.world.failures).
@@ -128,6 +129,8 @@ class Node:
         self.conditions = StaticConditions()
         #: when this server is down (cosim.world.failures.Downtime); None: it never fails
         self.downtime = None
+        #: how a step's duration is worked out (`step_duration_s`): "roofline" or "flops" (runtime.compute_model)
+        self.compute_model = "roofline"
 
     def __repr__(self) -> str:
         return f"<{self.role} {self.name} ({self.profile_name})>"
@@ -141,6 +144,20 @@ class Node:
         share its background load leaves at t (`conditions.compute_share`). A compute step runs at
         the share of its start for its whole duration."""
         return self.profile.effective_flops * self.conditions.compute_share(t_s)
+
+    def step_duration_s(self, cost, t_s: float) -> float:
+        """Simulated seconds of a step of `cost` (a StepCost) started at t. "flops": FLOPs / effective
+        FLOP/s. "roofline" (Williams, Waterman & Patterson, "Roofline", CACM 52(4), 2009): the step is
+        bound by whichever takes longer, its arithmetic or its memory traffic,
+        max(FLOPs / effective FLOP/s, bytes moved / effective bandwidth) — FLOPs alone where the profile
+        has no bandwidth or the step's traffic was not counted. Background load (the compute share at
+        t) slows both."""
+        duration = cost.flops / self.effective_flops(t_s)
+        bandwidth = self.profile.effective_bandwidth_bytes_per_s
+        moved = getattr(cost, "bytes_moved", 0)
+        if self.compute_model == "roofline" and bandwidth is not None and moved:
+            duration = max(duration, moved / (bandwidth * self.conditions.compute_share(t_s)))
+        return duration
 
     def compute(self, fn: Callable[..., Any], *args, kind: str, key: Hashable | None = None, rnd: int | None = None,
                 keep: Hold | None = None, detail: str = "", **kwargs):
@@ -171,7 +188,7 @@ class Node:
             t0 = self.sim.now
             result, cost = fn.collect() if ahead else self.sim.meter.run((self.role, key), fn, *args, **kwargs)
             self.last_cost = cost
-            duration = cost.flops / self.effective_flops(t0)
+            duration = self.step_duration_s(cost, t0)
             saved = keep.resize(cost.saved_activation_bytes) if keep is not None else \
                 self.memory.hold(f"activations:{kind}", cost.saved_activation_bytes)
             mem = self.memory.total

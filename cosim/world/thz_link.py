@@ -1,7 +1,9 @@
 """The device ↔ UAV THz-ISAC link: the `RadioLink` interface over the `channels` THz chain.
 
-Per link state, re-evaluated when the device and the access point have moved apart or together by
-`reevaluate_distance_m` (3D, relative), when a pointing block ends, or when the device leaves:
+Per link state, one per pointing block: blocks of `pointing_block_s` on a fixed grid in time, each
+evaluated at its start and drawn from its own counter-based seed (`channel_lattice.block_draw`), so the
+link at time t is the same whoever asked before (common random numbers across a compare). At the
+default 0.1 s blocks, the geometry moves less than `reevaluate_distance_m` within a block below 100 m/s:
 
 * spreading + molecular absorption loss from the current 3D distance (`channels.thz.los_pathloss_db`,
   Kokkoniemi 2021 below 450 GHz, ITU-R P.676 above);
@@ -10,7 +12,7 @@ Per link state, re-evaluated when the device and the access point have moved apa
 * pointing loss 12 (θ/θ3dB)² (`channels.antenna.pointing_loss_db`, beamwidth
   `upa_beamwidth_3db_rad(N)`) with θ drawn from the UAV's current body jitter
   (`channels.antenna.draw_pointing_error_rad` with `UavPath.jitter_std_rad(t)`: hovering vs flying);
-  a static access point has no jitter. θ is held for `pointing_block_s`;
+  a static access point has no jitter. θ is held for the block;
 * the share of time or bandwidth spent sensing (`channels.isac.isac_tradeoff`): the flow gets the
   communication rate that is left, and each re-evaluation records the sensing SNR of the device
   (as the radar target at the same distance) in the trace (kind "sense").
@@ -40,6 +42,7 @@ from pydantic import Field
 from channels import antenna, isac
 
 from ..config import Strict
+from .channel_lattice import block_draw
 
 
 class ThzConfig(Strict):
@@ -69,15 +72,16 @@ class IsacConfig(Strict):
 class ThzIsacLink:
     """One device ↔ THz-ISAC access point link; same interface as `RadioLink`."""
 
-    def __init__(self, device, ap, config, rng: np.random.Generator, on_sense=None):
-        """`config`: the network's (NetworkConfig); `spec` keeps it under the name `Network` reads."""
-        self.device, self.ap, self.spec, self.rng = device, ap, config, rng
+    def __init__(self, device, ap, config, seed: int, stream: str, on_sense=None):
+        """`config`: the network's (NetworkConfig); `spec` keeps it under the name `Network` reads.
+        `seed`, `stream`: where the pointing blocks' counter-based draws come from."""
+        self.device, self.ap, self.spec = device, ap, config
+        self.seed, self.stream = int(seed), stream
         self.thz, self.isac = config.thz, config.isac
         self.on_sense = on_sense            # callback(link, t_s, sensing_snr_db, rate_bps, error_rad, distance_m)
-        self._anchor = None                 # relative position (device − AP) at the last update
+        self._block = None                  # (start, end) of the pointing block whose state is held
         self._distance_m = math.inf
         self._error_rad = 0.0
-        self._block_end_s = -math.inf
         self._gone = False
         self._snr_ls_db = -math.inf
 
@@ -88,30 +92,41 @@ class ThzIsacLink:
 
     def _state(self, t_s: float) -> float:
         """Re-evaluate if due; returns until when the state holds (inf once gone)."""
-        if self._gone:
+        exit_s = self.device.mobility.exit_time_s()
+        if self._gone and t_s >= exit_s:
             return math.inf
         pos = self.device.position_m(t_s)
         if pos is None:
-            if t_s >= self.device.mobility.exit_time_s():
+            if t_s >= exit_s:
                 self._gone = True
                 self._distance_m, self._snr_ls_db = math.inf, -math.inf
                 return math.inf
-            self._anchor, self._snr_ls_db = None, -math.inf   # not there yet
+            self._block, self._snr_ls_db = None, -math.inf   # not there yet
             entry = getattr(self.device.mobility, "entry_time_s", lambda: math.inf)()
             return entry if entry > t_s else t_s + self.thz.pointing_block_s
-        rel = np.asarray(pos, dtype=float) - np.asarray(self.ap.position_m(t_s), dtype=float)
-        moved = math.inf if self._anchor is None else float(np.linalg.norm(rel - self._anchor))
-        if moved >= self.spec.reevaluate_distance_m or t_s >= self._block_end_s:
-            self._update(t_s, rel)
-        speed = self.device.mobility.speed_mps(t_s) + self.ap.mobility.speed_mps(t_s)
-        until = min(self._block_end_s, self.device.mobility.exit_time_s())
-        for mob in (self.device.mobility, self.ap.mobility):   # a velocity change a model announces
-            if hasattr(mob, "motion_change_s"):
-                until = min(until, mob.motion_change_s(t_s))
-        if speed > 0:
-            left = self.spec.reevaluate_distance_m - float(np.linalg.norm(rel - self._anchor))
-            until = min(until, t_s + max(left, 0.0) / speed)
-        return until
+        if self._block is None or not self._block[0] <= t_s < self._block[1]:
+            self._update(t_s)
+        return min(self._block[1], exit_s)
+
+    def _update(self, t_s: float) -> None:
+        """The state of the pointing block covering t (a fixed grid of `pointing_block_s` in time,
+        `cosim.world.channel_lattice.block_draw`): distance at the block's start (or the device's entry
+        within it), pointing error from the block's counter-based draw."""
+        t = self.thz
+        gen, end = block_draw(self.seed, f"{self.stream}/pointing", t.pointing_block_s, t_s)
+        start = max(end - t.pointing_block_s, getattr(self.device.mobility, "entry_time_s", lambda: 0.0)())
+        if self.device.position_m(start) is None:
+            start = t_s
+        rel = np.asarray(self.device.position_m(start), dtype=float) - np.asarray(self.ap.position_m(start),
+                                                                                  dtype=float)
+        self._block = (start, end)
+        self._distance_m = max(float(np.linalg.norm(rel)), 1.0)
+        self._error_rad = float(antenna.draw_pointing_error_rad(gen, jitter_std_rad=self._jitter_std_rad(start)))
+        self._snr_ls_db = float(self._tradeoff(0.0, t.bandwidth_hz, t.tx_power_dbm, 0.0).comm_snr_db)
+        if self.on_sense is not None:
+            full = self._tradeoff(self.isac.sensing_fraction, t.bandwidth_hz, t.tx_power_dbm, self._error_rad)
+            self.on_sense(self, t_s, float(full.sensing_snr_db), float(full.comm_rate_bps), self._error_rad,
+                          self._distance_m)
 
     def _tradeoff(self, sensing_fraction: float, bandwidth_hz: float, tx_power_dbm: float, error_rad: float):
         t, i = self.thz, self.isac
@@ -122,18 +137,6 @@ class ThzIsacLink:
                                   noise_figure_db=t.noise_figure_db, frame_duration_s=i.frame_duration_s,
                                   pointing_error_rad=error_rad, relative_humidity=t.relative_humidity,
                                   temperature_c=t.temperature_c)
-
-    def _update(self, t_s: float, rel: np.ndarray) -> None:
-        t = self.thz
-        self._anchor = rel
-        self._distance_m = max(float(np.linalg.norm(rel)), 1.0)
-        self._error_rad = float(antenna.draw_pointing_error_rad(self.rng, jitter_std_rad=self._jitter_std_rad(t_s)))
-        self._block_end_s = t_s + t.pointing_block_s
-        self._snr_ls_db = float(self._tradeoff(0.0, t.bandwidth_hz, t.tx_power_dbm, 0.0).comm_snr_db)
-        if self.on_sense is not None:
-            full = self._tradeoff(self.isac.sensing_fraction, t.bandwidth_hz, t.tx_power_dbm, self._error_rad)
-            self.on_sense(self, t_s, float(full.sensing_snr_db), float(full.comm_rate_bps), self._error_rad,
-                          self._distance_m)
 
     # --- what the medium asks -------------------------------------------------------------------
     def large_scale_snr_db(self, t_s: float, full_bandwidth_hz: float) -> float:
