@@ -398,8 +398,8 @@ class Simulation:
         device = None if self.twin else _device_of(message)
         if device is not None and device.type != "cpu":   # bytes are coded on the host (runtime.device: cuda)
             message = _to_device(message, "cpu")
-        if self.twin:   # the bytes the real payload would have, from its shapes; dst gets the same tensors
-            nbytes, value, detail = codec.wire_bytes(message), message, ""
+        if self.twin:   # the bytes the real payload would have, from its shapes, and what a decoder gives dst
+            nbytes, value, detail = codec.wire_bytes(message), _as_received(message), ""
         else:
             data = codec.encode(message)
             nbytes = len(data)
@@ -465,6 +465,19 @@ class Simulation:
 def _unscored() -> tuple[float, float]:
     """A twin round's evaluation (cosim.learn.twin): (accuracy, loss) = (NaN, NaN)."""
     return math.nan, math.nan
+
+
+def _as_received(message):
+    """What a decoder hands the receiver, without coding the bytes (twin mode): every tensor
+    detached, in a fresh contiguous storage of its own — so what dst later saves for backward
+    (counted by storage) and its steps' signatures (`requires_grad`) are those of a real run."""
+    if hasattr(message, "detach"):
+        return message.detach().contiguous().clone()
+    if isinstance(message, dict):
+        return {k: _as_received(v) for k, v in message.items()}
+    if isinstance(message, (list, tuple)):
+        return type(message)(_as_received(v) for v in message)
+    return message
 
 
 def _device_of(message):
