@@ -3,10 +3,12 @@
 Two measurements, each run in a fresh subprocess (so peak RSS is that run's own):
 
 - `--quickstart`: scenarios/quickstart.yaml (MiniLM + LoRA, ten devices, six rounds) with
-  `runtime.mode: real` and `twin`; prints each run's wall time — build included (`total_s`: what a
-  user waits for) and from the clock start (`run_s`: summary wall_time_s) — peak RSS, the steps
-  the twin actually ran (`measured`) and replayed, and the speed-up real/twin of each. Checks that
-  both runs' delay columns are identical.
+  `runtime.mode: real`, and `twin` twice: cold (an empty step-cost store: each signature measured
+  by one real step) and warm (the store the cold run left: no step runs). Prints each run's wall
+  time — build included (`total_s`: what a user waits for) and from the clock start (`run_s`:
+  summary wall_time_s) — peak RSS, the steps actually run (`measured`), replayed and `loaded` from
+  the store, and each twin's speed-up over the real run. Checks that the delay columns are
+  identical.
 - `--devices N ...`: benchmarks/scale.py's scenario (one FedAvg round of a tiny BERT, every device
   in it, one local step each; 60 % static, 40 % on a loop road, or `--static 1`) in twin mode.
 
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +49,7 @@ def run_one(what: str, mode: str, devices: int, static: float, profile: str | No
             init(self)
             meters.append(self)
         cls.__init__ = spy
+    os.environ["COSIM_TWIN_CACHE_DIR"] = str(Path(out_dir) / "twin-cache")
     if what == "quickstart":
         raw = ROOT / "scenarios" / "quickstart.yaml"
         overrides = {"runtime.mode": mode, "outputs.dir": out_dir, "outputs.progress": False}
@@ -68,7 +73,8 @@ def run_one(what: str, mode: str, devices: int, static: float, profile: str | No
     return {"what": what if what == "quickstart" else f"{devices} devices", "mode": mode,
             "total_s": total_s, "run_s": float(result.summary["wall_time_s"]),
             "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,   # KiB on Linux
-            "measured": meter.measured, "replayed": getattr(meter, "replayed", 0), "events": len(result.events),
+            "measured": meter.measured, "replayed": getattr(meter, "replayed", 0),
+            "loaded": getattr(meter, "loaded", 0), "events": len(result.events),
             "sim_time_s": float(result.summary["sim_time_s"])}
 
 
@@ -100,14 +106,19 @@ def main() -> None:
 
     rows = []
     if args.quickstart:
-        twin = _child("quickstart", "twin", args)
+        shutil.rmtree(Path(args.out) / "twin-cache", ignore_errors=True)   # the first twin starts cold
+        delays = Path(args.out) / "quickstart-twin-delays.parquet"
+        cold = _child("quickstart", "twin", args)
+        cold["mode"], cold_delays = "twin (cold)", pd.read_parquet(delays)
+        warm = _child("quickstart", "twin", args)
+        warm["mode"], warm_delays = "twin (warm)", pd.read_parquet(delays)
         real = _child("quickstart", "real", args)
-        same = pd.read_parquet(Path(args.out) / "quickstart-real-delays.parquet").equals(
-            pd.read_parquet(Path(args.out) / "quickstart-twin-delays.parquet"))
-        twin["speedup_total"] = real["total_s"] / twin["total_s"]
-        twin["speedup_run"] = real["run_s"] / twin["run_s"]
-        twin["same_delays"] = same
-        rows += [real, twin]
+        real_delays = pd.read_parquet(Path(args.out) / "quickstart-real-delays.parquet")
+        for twin, twin_delays in ((cold, cold_delays), (warm, warm_delays)):
+            twin["speedup_total"] = real["total_s"] / twin["total_s"]
+            twin["speedup_run"] = real["run_s"] / twin["run_s"]
+            twin["same_delays"] = real_delays.equals(twin_delays)
+        rows += [real, cold, warm]
     for n in args.devices:
         rows.append(_child("scale", "twin", args, n))
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):

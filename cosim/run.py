@@ -23,7 +23,7 @@ from .learn.compress import TensorCodec
 from .learn.data import ClientData, load_dataset, partition, train_test_split
 from .learn.models import TinySize, build_model, load_tokenizer
 from .learn.training import Learner
-from .learn.twin import TwinMeter
+from .learn.twin import TwinMeter, store_for
 from .learn.workers import Ahead, InlineWorker, Workers, resolve_workers
 from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
@@ -141,7 +141,10 @@ def build(sc: Scenario) -> Simulation:
     sim.learner = _learner(sim, sc)
     _check_memory(sim, sc, sim.learner)
     sim.twin = sc.runtime.mode == "twin"
-    sim.meter = TwinMeter() if sim.twin else StepMeter()   # twin: a signature's first step only (cosim.learn.twin)
+    if sim.twin:   # a signature's first step only, or none when an earlier run measured it (cosim.learn.twin)
+        sim.meter = TwinMeter(store_for(sc) if sc.runtime.twin_cache else None)
+    else:
+        sim.meter = StepMeter()
     sim.meter.exclude_parameters(sim.learner.model)
     sim.codec = TensorCodec()
     sim.control = ControlLoop(sim, sc.control, build_controller(sc.control))

@@ -218,6 +218,10 @@ class RuntimeConfig(Strict):
                             "transfer moves the bytes the real payload would; nothing is scored (accuracy and loss "
                             "NaN). Delays equal a real run's for schemes whose decisions read no learned values "
                             "(cosim.learn.twin)")
+    twin_cache: bool = Field(True, description="twin mode: keep measured step costs across runs (a JSON file per "
+                             "model, data set, scheme, library versions and cosim source, in $COSIM_TWIN_CACHE_DIR or "
+                             "~/.cache/cosim/twin), so a later twin of the same setup runs no step at all; false: "
+                             "measure each signature once per run")
     verify: bool = Field(False, description="check the run-time invariants as the run goes (cosim.world.invariants): "
                          "time, transfer bytes, one job per node, buffers, energy, memory; a violation stops the run "
                          "naming the invariant and the event (also `cosim run --verify`, or COSIM_VERIFY=1)")

@@ -26,6 +26,12 @@ REFUSED = {"mavfl": "scheme.loss_weight"}
 FAST = ["quickstart", "split", "mobillm_phone"]
 
 
+@pytest.fixture(autouse=True)
+def _cold_store(tmp_path, monkeypatch):
+    """Every test starts with an empty step-cost store of its own (cosim.learn.twin.CostStore)."""
+    monkeypatch.setenv("COSIM_TWIN_CACHE_DIR", str(tmp_path / "twin-cache"))
+
+
 def _tool():
     spec = importlib.util.spec_from_file_location("fingerprint", ROOT / "tools" / "fingerprint.py")
     module = importlib.util.module_from_spec(spec)
@@ -185,19 +191,47 @@ def test_the_command_line_runs_a_twin_and_exits_2_on_a_refused_one(tmp_path, cap
     assert "scheme.loss_weight" in capsys.readouterr().err
 
 
+def test_a_second_twin_of_the_same_setup_runs_no_step_and_gives_the_same_delays(tmp_path, monkeypatch):
+    run_module = importlib.import_module("cosim.run")
+    meters = []
+
+    class Spy(TwinMeter):
+        def __init__(self, *args):
+            super().__init__(*args)
+            meters.append(self)
+
+    monkeypatch.setattr(run_module, "TwinMeter", Spy)
+    raw, extra = _case("quickstart", tmp_path)
+    real, cold = _both(raw, extra)
+    warm = cosim.run(raw, overrides={**extra, "runtime.mode": "twin", "seed": 8}, progress=False, plots=False)
+    again = cosim.run(raw, overrides={**extra, "seed": 8}, progress=False, plots=False)
+    assert meters[0].measured > 0 and meters[1].measured == 0 and meters[1].loaded == meters[0].measured
+    _assert_same_delays(real, cold)
+    _assert_same_delays(again, warm)   # another seed: other batches and channels, the same stored costs
+
+
+def test_only_results_that_rebuild_from_shapes_are_stored():
+    from cosim.learn.twin import result_spec
+
+    leaf = torch.zeros(2, 3, requires_grad=True)
+    assert result_spec((1.5, {"w": leaf, "n": torch.ones(4, dtype=torch.int64)})) is not None
+    assert result_spec(leaf * 2) is None   # the output of a graph: a later backward needs the graph
+    assert result_spec([object()]) is None
+
+
 def test_a_twin_runs_each_step_signature_once_however_many_rounds(tmp_path, monkeypatch):
     run_module = importlib.import_module("cosim.run")   # (cosim.run the name is the function)
 
     meters = []
 
     class Spy(TwinMeter):
-        def __init__(self):
-            super().__init__()
+        def __init__(self, *args):
+            super().__init__(*args)
             meters.append(self)
 
     monkeypatch.setattr(run_module, "TwinMeter", Spy)
     raw, extra = _case("quickstart", tmp_path)
-    for rounds in (2, 6):
+    for rounds in (2, 6):   # (rounds are part of the store's fingerprint: the second run starts cold too)
         cosim.run(raw, overrides={**extra, "runtime.mode": "twin", "scheme.rounds": rounds}, progress=False,
                   plots=False)
     (short, long_) = meters

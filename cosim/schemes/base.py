@@ -28,6 +28,11 @@ MAX_LOCAL_STEPS = 100_000
 MAX_BATCH_SIZE = 4_096
 
 
+#: schemes whose `order` (cosim.learn.ordering) decides who trains when; splitfed, splitlora and
+#: splitfrozen carry the field (SplitConfig) but serve clients in arrival order
+ORDERED_BY_POLICY = ("split", "sequential_fl", "cyclicfl")
+
+
 class SchemeConfig(Strict):
     name: str
     rounds: Annotated[int, at_most(MAX_ROUNDS, "runaway bound: studies run up to ~10^4 rounds; "
@@ -104,7 +109,7 @@ class SchemeConfig(Strict):
             out.append(f"scheme.compression.lossless: a {self.compression.lossless} coder's output size depends on "
                        f"the values sent, which a twin does not compute (given {self.compression.lossless!r}); "
                        "allowed in runtime.mode twin: none (top-k and quantization sizes follow from shapes)")
-        if getattr(self, "order", None) == "grab":
+        if getattr(self, "order", None) == "grab" and self.name in ORDERED_BY_POLICY:
             out.append(f"scheme.order: 'grab' orders {self.name}'s clients by herding their update directions, "
                        "learned values a twin does not compute (given 'grab'); allowed in runtime.mode twin: "
                        "random_reshuffle, fixed")
