@@ -19,7 +19,12 @@ mode is not a second engine, only three substitutions:
   does not grow with rounds or devices. The batch cannot be shrunk for the probe: the FLOPs are
   those of the exact shape. A replayed result is the same object each time (placeholders of the
   right shapes, dtypes and structure, so later steps' signatures and payload sizes are right);
-  its values mean nothing.
+  its values mean nothing. Measurements are also kept across runs (`CostStore`, `runtime.twin_cache`,
+  one JSON file per `fingerprint`: model, data set, scheme block, library versions and cosim's own
+  source), so a later twin of the same setup — another seed, other devices or network, the next
+  episode of an RL environment — runs no step at all: a stored result is rebuilt from its recorded
+  shapes (zeros). The output of a graph is never stored (a backward through it must be measured on
+  the real graph), so the step that makes it is measured once per run.
 - **Transfers** (`Simulation.send`): the payload is not encoded; its bytes are the codec's
   `wire_bytes(message)`, the exact `len(encode(message))` from shapes and dtypes (TensorCodec,
   QuantCodec, CompressedCodec's top-k and quantization all have sizes that follow from shapes;
