@@ -6,11 +6,12 @@ Two measurements, each run in a fresh subprocess (so peak RSS is that run's own)
   `runtime.mode: real`, and `twin` twice: cold (an empty step-cost store: each signature measured
   by one real step) and warm (the store the cold run left: no step runs). Prints each run's wall
   time — build included (`total_s`: what a user waits for) and from the clock start (`run_s`:
-  summary wall_time_s) — peak RSS, the steps actually run (`measured`), replayed and `loaded` from
-  the store, and each twin's speed-up over the real run. Checks that the delay columns are
-  identical.
+  summary wall_time_s) — its CPU seconds (`cpu_s`, build included: less noisy on a shared host),
+  peak RSS, the steps actually run (`measured`), replayed and `loaded` from the store, and each
+  twin's speed-ups over the real run. Checks that the delay columns are identical.
 - `--devices N ...`: benchmarks/scale.py's scenario (one FedAvg round of a tiny BERT, every device
-  in it, one local step each; 60 % static, 40 % on a loop road, or `--static 1`) in twin mode.
+  in it, one local step each; 60 % static, 40 % on a loop road, or `--static 1`) in twin mode; a
+  count given twice runs cold, then warm (the step-cost store is kept between its runs).
 
     .venv/bin/python benchmarks/twin.py --quickstart
     .venv/bin/python benchmarks/twin.py --devices 1000 10000 --static 1
@@ -45,8 +46,8 @@ def run_one(what: str, mode: str, devices: int, static: float, profile: str | No
     for cls in (StepMeter, TwinMeter):   # the run's meter, to count the steps really run
         init = cls.__init__
 
-        def spy(self, init=init):
-            init(self)
+        def spy(self, *args, _init=init):
+            _init(self, *args)
             meters.append(self)
         cls.__init__ = spy
     os.environ["COSIM_TWIN_CACHE_DIR"] = str(Path(out_dir) / "twin-cache")
@@ -58,7 +59,7 @@ def run_one(what: str, mode: str, devices: int, static: float, profile: str | No
         from scale import scenario
 
         raw, overrides = scenario(devices, out_dir, static), {"runtime.mode": mode}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if profile:
         import cProfile
 
@@ -67,11 +68,11 @@ def run_one(what: str, mode: str, devices: int, static: float, profile: str | No
         prof.dump_stats(profile)
     else:
         result = cosim.run(raw, overrides, progress=False, plots=False)
-    total_s = time.perf_counter() - t0
+    total_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     result.events[DELAY_COLUMNS].to_parquet(Path(out_dir) / f"{what}-{mode}-delays.parquet")
     meter = meters[-1]
     return {"what": what if what == "quickstart" else f"{devices} devices", "mode": mode,
-            "total_s": total_s, "run_s": float(result.summary["wall_time_s"]),
+            "total_s": total_s, "cpu_s": cpu_s, "run_s": float(result.summary["wall_time_s"]),
             "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,   # KiB on Linux
             "measured": meter.measured, "replayed": getattr(meter, "replayed", 0),
             "loaded": getattr(meter, "loaded", 0), "events": len(result.events),
@@ -117,6 +118,7 @@ def main() -> None:
         for twin, twin_delays in ((cold, cold_delays), (warm, warm_delays)):
             twin["speedup_total"] = real["total_s"] / twin["total_s"]
             twin["speedup_run"] = real["run_s"] / twin["run_s"]
+            twin["speedup_cpu"] = real["cpu_s"] / twin["cpu_s"]   # CPU seconds: less noisy on a shared host
             twin["same_delays"] = real_delays.equals(twin_delays)
         rows += [real, cold, warm]
     for n in args.devices:
