@@ -40,8 +40,10 @@ def _cmd_run(args) -> int:
         result = run(args.scenario, overrides, progress=False if args.quiet else None,
                      plots=not args.no_plots)
     s = result.summary
+    accuracy = "n/a (twin: not scored)" if s.get("mode") == "twin" else \
+        "n/a" if s["final_accuracy"] is None else f"{s['final_accuracy']:.3f}"
     print(f"{s['name']} ({s['scheme']}): {s['rounds']} rounds, simulated {s['sim_time_s']:.1f} s, "
-          f"final accuracy {s['final_accuracy']:.3f}"
+          f"final accuracy {accuracy}"
           + (f", perplexity {s['final_perplexity']:.2f}" if s.get("final_perplexity") is not None else "")
           + f", energy {s['energy_j']:.1f} J "
           f"[{s['stop_reason']}]")

@@ -55,8 +55,9 @@ class Result:
 
     def __repr__(self) -> str:
         s = self.summary
+        acc = s.get('final_accuracy')   # null when nothing was scored (twin mode, eval_round0 off and no round)
         return (f"Result({s.get('name')!r}, rounds={s.get('rounds')}, sim_time_s={s.get('sim_time_s'):.1f}, "
-                f"final_accuracy={s.get('final_accuracy'):.3f}, dir='{self.dir}')")
+                f"final_accuracy={'n/a' if acc is None else format(acc, '.3f')}, dir='{self.dir}')")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -180,6 +181,7 @@ def summarize(sim: Simulation, nodes: pd.DataFrame, scheme: str, name: str, wall
         "stop_reason": sim.stop_reason,
         "wall_time_s": wall_s,
         **({"final_perplexity": num(last.extra["perplexity"])} if last and "perplexity" in last.extra else {}),
+        **({"mode": "twin"} if sim.twin else {}),   # nothing scored: accuracy and loss null (cosim.learn.twin)
     }
 
 

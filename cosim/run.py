@@ -23,6 +23,7 @@ from .learn.compress import TensorCodec
 from .learn.data import ClientData, load_dataset, partition, train_test_split
 from .learn.models import TinySize, build_model, load_tokenizer
 from .learn.training import Learner
+from .learn.twin import TwinMeter, store_for
 from .learn.workers import Ahead, InlineWorker, Workers, resolve_workers
 from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
@@ -141,7 +142,11 @@ def build(sc: Scenario) -> Simulation:
     sim.network = Network(sim, sc.network, link_models=links)
     sim.learner = _learner(sim, sc)
     _check_memory(sim, sc, sim.learner)
-    sim.meter = StepMeter()
+    sim.twin = sc.runtime.mode == "twin"
+    if sim.twin:   # a signature's first step only, or none when an earlier run measured it (cosim.learn.twin)
+        sim.meter = TwinMeter(store_for(sc) if sc.runtime.twin_cache else None)
+    else:
+        sim.meter = StepMeter()
     sim.meter.exclude_parameters(sim.learner.model)
     sim.codec = TensorCodec()
     sim.control = ControlLoop(sim, sc.control, build_controller(sc.control))
@@ -238,6 +243,8 @@ def _run(sim: Simulation, sc: Scenario, writer: RunWriter, *, progress, plots, r
 
 def _start_workers(sim: Simulation, sc: Scenario, run_dir: Path) -> None:
     """Workers for compute independent in event time (runtime.workers > 1), each holding the learner."""
+    if sim.twin:   # a twin runs a step only the first time its signature is seen: nothing to compute ahead
+        return
     count = resolve_workers(sc.runtime.workers)
     if sim.learner.device.type == "cuda" and sc.runtime.backend == "process":
         count = 1   # one process drives the GPU (forked workers cannot use CUDA)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 from channels import tr38901
 
 from .config import AttentionShape, ScenarioError, Strict, Vec3, at_most, given, is_file
+from .learn import twin
 from .learn.data import DATASETS
 from .learn.models import (BUILTIN_SOURCES, TINY_MAX_HEADS, TINY_MAX_HIDDEN, TINY_MAX_INTERMEDIATE, TINY_MAX_LAYERS,
                            ModelSourceError, TinySize, model_arch, model_depth, model_positions)
@@ -215,6 +216,16 @@ class RuntimeConfig(Strict):
                         description="where the model and steps run: cpu, cuda, cuda:N, or auto (cuda when torch sees "
                                     "one). FLOPs, bytes and so every simulated time are the same on each; accuracy "
                                     "agrees within float tolerance (cpu is the default: byte-identical tables)")
+    mode: Literal["real", "twin"] = Field(
+        "real", description="real: every step runs in torch; twin: the same world without training — a step "
+                            "replays the cached cost (and result) of its signature, measured once by a real step; a "
+                            "transfer moves the bytes the real payload would; nothing is scored (accuracy and loss "
+                            "NaN). Delays equal a real run's for schemes whose decisions read no learned values "
+                            "(cosim.learn.twin)")
+    twin_cache: bool = Field(True, description="twin mode: keep measured step costs across runs (a JSON file per "
+                             "model, data set, scheme, library versions and cosim source, in $COSIM_TWIN_CACHE_DIR or "
+                             "~/.cache/cosim/twin), so a later twin of the same setup runs no step at all; false: "
+                             "measure each signature once per run")
     verify: bool = Field(False, description="check the run-time invariants as the run goes (cosim.world.invariants): "
                          "time, transfer bytes, one job per node, buffers, energy, memory; a violation stops the run "
                          "naming the invariant and the event (also `cosim run --verify`, or COSIM_VERIFY=1)")
@@ -574,6 +585,8 @@ def _semantic_problems(sc: Scenario) -> list[str]:
                                       ("cloud", sc.cloud)) for i, s in enumerate(servers)])
     problems += _radio_problems(sc)
     problems += _control_problems(sc)
+    if sc.runtime.mode == "twin":
+        problems += twin.problems(sc)
     return list(dict.fromkeys(problems))   # a model.source problem found twice is said once
 
 

@@ -20,6 +20,11 @@ Three codecs share that framing idea; each has `encode(payload) -> bytes`, `deco
 
 The bytes a link carries are always `len(encoded)`; the distortion of a lossy message is measured
 on the real decoded values (`relative_error`) and handed to the sender by `encode_with_error`.
+
+`wire_bytes(payload)` is that length without encoding, from the tensors' shapes and dtypes alone,
+for every codec whose output size follows from them (all but a lossless coder's, whose output
+depends on the values: it raises `ContentDependentSize`). Twin mode (cosim.learn.twin) sizes its
+transfers with it; a test checks it equals `len(encode(...))`.
 """
 from __future__ import annotations
 
@@ -47,6 +52,14 @@ _DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int3
 _CODE = {dt: i for i, dt in enumerate(_DTYPES)}
 
 
+class ContentDependentSize(ValueError):
+    """A codec whose encoded size depends on the values, not only on the shapes (a lossless coder)."""
+
+
+def _tensors(payload) -> list:
+    return list(payload.values()) if isinstance(payload, dict) else list(payload)
+
+
 def payload_bytes(shapes_and_dtypes) -> int:
     """Size on the wire of a message of tensors with these (shape, dtype) pairs."""
     total = MESSAGE_HEADER_BYTES
@@ -62,6 +75,11 @@ class TensorCodec:
     def error(sent, decoded) -> float:
         """The relative error of `decoded` against `sent`: 0, TensorCodec is lossless."""
         return 0.0
+
+    @staticmethod
+    def wire_bytes(payload) -> int:
+        """`len(encode(payload))` from shapes and dtypes alone (see the wire format above)."""
+        return MESSAGE_HEADER_BYTES + sum(TENSOR_HEADER_BYTES + t.numel() * t.element_size() for t in _tensors(payload))
 
     def encode(self, payload) -> bytes:
         tensors = list(payload.values()) if isinstance(payload, dict) else list(payload)
@@ -226,6 +244,19 @@ class QuantCodec:
         if bits not in QUANT_BITS:
             raise ValueError(f"bits={bits}; allowed: {QUANT_BITS}")
         self.bits, self.rng, self.per_row = bits, rng, per_row
+
+    def wire_bytes(self, payload) -> int:
+        """`len(encode(payload))` from shapes and dtypes alone (see the wire format above)."""
+        total = MESSAGE_HEADER_BYTES
+        for t in _tensors(payload):
+            if not t.is_floating_point():
+                total += TENSOR_HEADER_BYTES + t.numel() * t.element_size()
+                continue
+            numel = t.numel()
+            per_row = bool(self.per_row and t.dim() and t.shape[-1])
+            rows = numel // t.shape[-1] if per_row and numel else 1   # `quantize` keeps one pair for an empty tensor
+            total += quantized_tensor_bytes(numel, self.bits, rows)
+        return total
 
     def encode(self, payload) -> bytes:
         tensors = list(payload.values()) if isinstance(payload, dict) else list(payload)
@@ -493,6 +524,40 @@ class CompressedCodec:
     def error(self, sent, decoded) -> float:
         """The largest relative error ‖x − x̂‖/‖x‖ of a floating tensor of the message (0 if lossless)."""
         return relative_error(sent, decoded) if self.config.lossy else 0.0
+
+    def wire_bytes(self, payload) -> int:
+        """`len(encode(payload))` from shapes and dtypes alone: top-k counts, index kinds and code
+        widths all follow from them. Raises `ContentDependentSize` with a lossless coder, whose
+        output length depends on the values."""
+        if self.coder != "none":
+            raise ContentDependentSize(f"lossless={self.coder!r}: the coded size depends on the values")
+        return COMPRESSED_HEADER_BYTES + sum(self._tensor_wire_bytes(t) for t in _tensors(payload))
+
+    def _tensor_wire_bytes(self, t: torch.Tensor) -> int:
+        """What `_encode_tensor` writes for `t`, counted (its branches, in its order)."""
+        cfg, numel, size = self.config, t.numel(), t.element_size()
+        if not t.is_floating_point() or numel == 0:
+            return TENSOR_HEADER_BYTES + numel * size
+        width = t.shape[-1] if t.dim() else 1
+        rows = numel // width
+        topk_row = cfg.keep_per == "row"
+        n = width if topk_row else numel
+        k = kept_count(n, cfg.keep)
+        sparse = k < n
+        index = 0
+        if sparse:
+            count = rows * k if topk_row else k
+            positions, bitmap = count * (2 if n <= 1 << 16 else 4), -(-numel // 8)   # the smaller is sent
+            index = SPARSE_COUNT_BYTES + (bitmap if bitmap < positions else positions)
+        else:
+            count = numel
+        if cfg.bits:
+            range_row = cfg.range_per == "row" and (topk_row or not sparse)
+            codes = count * 2 if cfg.bits == 16 else -(-count // (8 // cfg.bits))
+            values = QUANT_PARAMS_BYTES * (rows if range_row else 1) + codes
+        else:
+            values = count * size
+        return TENSOR_HEADER_BYTES + index + values
 
     def encode(self, payload) -> bytes:
         tensors = list(payload.values()) if isinstance(payload, dict) else list(payload)

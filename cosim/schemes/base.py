@@ -28,6 +28,11 @@ MAX_LOCAL_STEPS = 100_000
 MAX_BATCH_SIZE = 4_096
 
 
+#: schemes whose `order` (cosim.learn.ordering) decides who trains when; splitfed, splitlora and
+#: splitfrozen carry the field (SplitConfig) but serve clients in arrival order
+ORDERED_BY_POLICY = ("split", "sequential_fl", "cyclicfl")
+
+
 class SchemeConfig(Strict):
     name: str
     rounds: Annotated[int, at_most(MAX_ROUNDS, "runaway bound: studies run up to ~10^4 rounds; "
@@ -94,6 +99,21 @@ class SchemeConfig(Strict):
         """Tokens a sample may hold in the scheme's own models (a student, a side network); None:
         it has none beyond model.source. The scenario holds model.max_length to it."""
         return None
+
+    def twin_problems(self) -> list[str]:
+        """Why this block cannot run in twin mode (runtime.mode: twin, cosim.learn.twin), one line
+        per field whose decisions read learned values or the coded size of real values; empty when
+        nothing does. A scheme whose own decisions read them extends this."""
+        out = []
+        if self.compression is not None and self.compression.lossless != "none":
+            out.append(f"scheme.compression.lossless: a {self.compression.lossless} coder's output size depends on "
+                       f"the values sent, which a twin does not compute (given {self.compression.lossless!r}); "
+                       "allowed in runtime.mode twin: none (top-k and quantization sizes follow from shapes)")
+        if getattr(self, "order", None) == "grab" and self.name in ORDERED_BY_POLICY:
+            out.append(f"scheme.order: 'grab' orders {self.name}'s clients by herding their update directions, "
+                       "learned values a twin does not compute (given 'grab'); allowed in runtime.mode twin: "
+                       "random_reshuffle, fixed")
+        return out
 
     def codec(self, sim, stream: str = "compression"):
         """The codec of this scheme's training traffic (None: the run's plain codec), drawing its

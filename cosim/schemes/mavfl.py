@@ -50,6 +50,15 @@ class MavflConfig(SchemeConfig):
                                description="UCB exploration constant c: mean + c·sqrt(ln n / n_j)")
     loss_weight: float = Field(0.5, ge=0, le=1, description="w_loss in the utility (the rest weighs delay)")
 
+    def twin_problems(self) -> list[str]:
+        """UCB1's utility reads the clients' training loss (w_loss > 0): a twin would select otherwise."""
+        out = super().twin_problems()
+        if self.selection == "ucb" and self.loss_weight > 0:
+            out.append(f"scheme.loss_weight: mavfl's UCB1 utility weighs the clients' training loss, which a twin "
+                       f"does not compute (given {self.loss_weight:g} with selection 'ucb'); allowed in runtime.mode "
+                       "twin: 0 (delay and participation only), or selection random or all")
+        return out
+
 
 def ucb1_indices(means, counts, total_plays: int, exploration: float = UCB1_EXPLORATION) -> np.ndarray:
     """UCB1 index of every arm: mean_j + c·sqrt(ln n / n_j), +inf for an arm never played

@@ -136,6 +136,9 @@ class Simulation:
         self.control = None
         self.failures = None   # cosim.world.failures.Failures: the OOM policy, failing servers
         self.verifier = None   # cosim.world.invariants.Verifier under runtime.verify
+        #: runtime.mode twin (cosim.learn.twin): steps replay cached costs (the meter), transfers are
+        #: sized from shapes (`send`), nothing is scored (`close_round`)
+        self.twin = False
 
     # --- time and processes --------------------------------------------------------------------
     @property
@@ -310,7 +313,9 @@ class Simulation:
         deferred = evaluate is None and ahead is not None and self.stop.target_accuracy is None
         self.settle(wait=not deferred)   # earlier rounds whose scores are in; the run never waits for one
         self.report_leaks(rnd)
-        if deferred:
+        if self.twin:   # nothing was trained: no score, no training loss (cosim.learn.twin)
+            measure, train_losses = _unscored, ()
+        elif deferred:
             measure = ahead.evaluate_later(state)
         else:
             measure = evaluate if evaluate is not None else (lambda: self.learner.evaluate(state))
@@ -390,16 +395,20 @@ class Simulation:
         rnd = self.current_round if rnd is None else rnd
         codec = self.codec if codec is None else codec
         message = payload.to_message() if hasattr(payload, "to_message") else payload
-        device = _device_of(message)
+        device = None if self.twin else _device_of(message)
         if device is not None and device.type != "cpu":   # bytes are coded on the host (runtime.device: cuda)
             message = _to_device(message, "cpu")
-        data = codec.encode(message)
-        value = codec.decode(data, like=message)   # what dst will have (decoding takes no simulated time)
-        # a lossy codec's distortion goes on the transfer's row (relative L2 error, worst tensor)
-        error = codec.error(message, value)
-        detail = f"rel_error={error:.6g}" if error > 0 else ""
-        yield from self.network.transfer(src, dst, len(data), kind, rnd, detail=detail)
-        hold = dst.memory.hold(f"{RECEIVED_PREFIX}{kind}:{src.name}", len(data), peer=src.name)
+        if self.twin:   # the bytes the real payload would have, from its shapes, and what a decoder gives dst
+            nbytes, value, detail = codec.wire_bytes(message), _as_received(message), ""
+        else:
+            data = codec.encode(message)
+            nbytes = len(data)
+            value = codec.decode(data, like=message)   # what dst will have (decoding takes no simulated time)
+            # a lossy codec's distortion goes on the transfer's row (relative L2 error, worst tensor)
+            error = codec.error(message, value)
+            detail = f"rel_error={error:.6g}" if error > 0 else ""
+        yield from self.network.transfer(src, dst, nbytes, kind, rnd, detail=detail)
+        hold = dst.memory.hold(f"{RECEIVED_PREFIX}{kind}:{src.name}", nbytes, peer=src.name)
         if dst.memory.total > dst.memory.capacity_bytes:   # it arrived but does not fit: failures.oom decides
             from .failures import out_of_memory
 
@@ -410,7 +419,7 @@ class Simulation:
             value = _to_device(value, device)
         if message is not payload and hasattr(payload, "from_message"):
             value = type(payload).from_message(value)
-        return Received(value, hold, len(data))
+        return Received(value, hold, nbytes)
 
     def gather(self, generators):
         """Run one client process per generator and wait for all of them; a client whose transfer
@@ -451,6 +460,24 @@ class Simulation:
             return pool
         picked = self.rng("selection").choice(len(pool), size=count, replace=False)
         return [pool[i] for i in sorted(picked)]
+
+
+def _unscored() -> tuple[float, float]:
+    """A twin round's evaluation (cosim.learn.twin): (accuracy, loss) = (NaN, NaN)."""
+    return math.nan, math.nan
+
+
+def _as_received(message):
+    """What a decoder hands the receiver, without coding the bytes (twin mode): every tensor
+    detached, in a fresh contiguous storage of its own — so what dst later saves for backward
+    (counted by storage) and its steps' signatures (`requires_grad`) are those of a real run."""
+    if hasattr(message, "detach"):
+        return message.detach().contiguous().clone()
+    if isinstance(message, dict):
+        return {k: _as_received(v) for k, v in message.items()}
+    if isinstance(message, (list, tuple)):
+        return type(message)(_as_received(v) for v in message)
+    return message
 
 
 def _device_of(message):
