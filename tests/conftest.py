@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import yaml
 torch.set_num_threads(1)
 # every run in the test suite checks the run-time invariants (cosim.world.invariants), subprocesses too
 os.environ.setdefault("COSIM_VERIFY", "1")
+# twin-mode step costs persist across runs (cosim.learn.twin): keep the suite's out of ~/.cache
+os.environ.setdefault("COSIM_TWIN_CACHE_DIR", tempfile.mkdtemp(prefix="cosim-twin-cache-"))
 ROOT = Path(__file__).resolve().parents[1]
 
 
