@@ -513,7 +513,7 @@ def _first_sentence(yaml_text: str) -> str:
             break
         lines.append(line.lstrip("#").strip())
     text = " ".join(l for l in lines if l and not l.startswith(("cosim ", "python ")))
-    match = re.search(r"(.+?[.:])(\s|$)", text)
+    match = re.search(r"(.+?[.:?])(\s|$)", text)
     return (match.group(1) if match else text).rstrip(":")
 
 
