@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup run test test-fast test-exhaustive test-claims claims-report claims-report-quick fuzz bench clean
+.PHONY: setup run test test-fast test-exhaustive test-claims claims-report claims-report-quick fuzz bench docs clean
 
 setup: $(STAMP)
 
@@ -50,5 +50,10 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/overhead.py
 
+# The documentation site (mkdocs-material, offline; no broken links allowed) into site/:
+# open site/index.html. Reference, scheme pages, claims and gallery are generated from the code.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache site
