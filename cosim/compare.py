@@ -119,6 +119,10 @@ def compare(scenario=None, schemes: list[str] | None = None, overrides: dict[str
     # the plot names its bars by the `scheme` column: give it the labels, which tell entries apart
     plot_comparison(done.assign(scheme=labels), curves, out / "comparison.png",
                     title=f"{first.name}: {', '.join(labels)}")
+    if first.outputs.report:
+        from .report import write_report
+
+        write_report(out)
     done.attrs["dir"] = out
     return done
 

@@ -141,6 +141,10 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
     if rows:
         write_atomic(out / "sweep.csv", table.to_csv(index_label="point"))
         plot_sweep(table, keys, out / "sweep.png", title=f"{first.name}: sweep of {len(points)} runs")
+        if first.outputs.report:
+            from .report import write_report
+
+            write_report(out)
     table.attrs["dir"], table.attrs["keys"] = out, keys
     if failures:
         lines = [f"sweep point {i} ({_label(values[i])}): {line}" for i, _, msg in sorted(failures) for line in msg]

@@ -25,4 +25,11 @@ mkdir -p .cache/sdist
 if ! ls .cache/sdist/vaderSentiment-3.3.2.tar.gz >/dev/null 2>&1 && ! ls .cache/sdist/vadersentiment-3.3.2.tar.gz >/dev/null 2>&1; then
     $PIP download -q --no-deps --no-binary :all: "vaderSentiment==3.3.2" -d .cache/sdist
 fi
+# Chromium from the OS packages: the browser test of report.html (tests/test_report.py) loads the page in it
+# headless; without it that test skips. Only as root with apt-get; a failure here never fails the set-up.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; } \
+        || echo "note: apt-get install chromium failed; the report's browser test will skip"
+fi
 echo "set-up done: .venv ready, data in .cache/sdist"
