@@ -129,6 +129,10 @@ def _check_memory(sim: Simulation, sc: Scenario, learner: Learner) -> None:
 
 def build(sc: Scenario) -> Simulation:
     """Everything a run needs, ready for the scheme: nodes, network, learner, meter, codec."""
+    if sc.outputs.tensorboard:   # refused before anything is built when the package is missing
+        from .tensorboard_log import require
+
+        require()
     torch.set_num_threads(sc.runtime.torch_threads)
     stop = StopRule(rounds=sc.scheme.rounds, sim_time_s=sc.stop.sim_time_s or math.inf,
                     target_accuracy=sc.stop.target_accuracy, max_wall_s=sc.runtime.max_wall_s or math.inf)
@@ -146,10 +150,6 @@ def build(sc: Scenario) -> Simulation:
     sim.failures = Failures(sim, sc.failures)
     if verify_wanted(sc.runtime.verify):
         sim.verifier = Verifier(sim)
-    if sc.outputs.tensorboard:   # refused before the clock starts when the package is missing
-        from .tensorboard_log import require
-
-        require()
     return sim
 
 
