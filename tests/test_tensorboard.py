@@ -59,3 +59,40 @@ def test_without_the_package_the_scenario_is_refused_naming_the_key(tmp_path, mo
     with pytest.raises(ScenarioError, match=r"outputs\.tensorboard.*pip install 'cosim\[report\]'"):
         cosim.run(raw)
     assert not (tmp_path / "results").exists()   # refused before any folder was made
+
+
+def test_a_resumed_run_goes_on_in_the_same_log_with_each_round_once(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard", reason="the optional extra cosim[report] is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cosim import checkpoint
+
+    class Stop(Exception):
+        pass
+
+    boundary = checkpoint.Checkpoints.boundary
+
+    def stop_after_round_3_with_round_1s_checkpoint(self, sim, state):
+        boundary(self, sim, state)
+        self.every_s = float("inf")   # no checkpoint after round 1's: rounds 2 and 3 get written twice
+        if sim.current_round == 3:
+            raise Stop
+
+    raw = tiny_scenario(tmp_path)
+    raw["scheme"]["rounds"] = 4
+    raw["outputs"]["tensorboard"] = True
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint.Checkpoints, "boundary", stop_after_round_3_with_round_1s_checkpoint)
+        with pytest.raises(Stop):
+            cosim.run(raw)
+    (run_dir,) = (tmp_path / "results").glob("*/*")
+    assert checkpoint.read(run_dir)["writer"]["rounds_written"] == 2   # rounds 0 and 1
+    cosim.run(resume=run_dir)
+
+    board = EventAccumulator(str(run_dir / FOLDER))
+    board.Reload()
+    rounds = pd.read_csv(run_dir / "rounds.csv")
+    points = board.Scalars(ROUND_TAGS["accuracy"])
+    assert [p.step for p in points] == [0, 1, 2, 3, 4] == list(rounds["round"])
+    assert [p.value for p in points] == [_f32(v) for v in rounds.accuracy]
+    assert [p.wall_time for p in points] == list(rounds.sim_time_s)
