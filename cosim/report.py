@@ -54,7 +54,7 @@ header{background:#0b3954;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;
 header p{margin:0;opacity:.85}nav{padding:8px 28px;background:#eef2f5;border-bottom:1px solid #d5dde3}
 nav a{margin-right:16px;color:#0b3954;text-decoration:none}main{padding:4px 28px 40px;max-width:1400px}
 h2{border-bottom:2px solid #0b3954;padding-bottom:3px;margin-top:30px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #d5dde3;padding:3px 8px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #d5dde3;padding:3px 8px;white-space:nowrap}
 th{background:#eef2f5;text-align:left;position:sticky;top:0}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr:nth-child(even) td{background:#f8fafb}.scroll{max-height:560px;overflow:auto;display:inline-block;max-width:100%}
 figure{margin:14px 0 24px}figure img{max-width:100%;height:auto;border:1px solid #d5dde3}
