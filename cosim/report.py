@@ -183,11 +183,10 @@ def _batch_page(folder: Path, kind: str) -> str:
         body = _table(view, csv, links=links)
     sections = [("table", "Comparison" if kind == "compare" else "Sweep", body),
                 ("figures", "Figures", _figures(folder, figures))]
-    if kind == "compare":
-        for i, entry in enumerate(entries):
-            scheme = entry["scenario"].get("scheme", {})
-            sections.append((f"entry{i}", f"Entry {html.escape(str(entry['label']))}: scheme",
-                             f"<pre>{html.escape(json.dumps(scheme, indent=2))}</pre>"))
+    if kind == "compare" and entries:   # what tells the entries apart: each one's scheme block
+        blocks = "".join(f"<details open><summary>{html.escape(str(e['label']))}</summary>"
+                         f"<pre>{html.escape(_yaml(e['scenario'].get('scheme', {})))}</pre></details>" for e in entries)
+        sections.append(("entries", "Entries (scheme blocks)", blocks))
     if first:
         sections.append(("scenario", "Scenario (first " + ("entry" if kind == "compare" else "point") + ", resolved)",
                          f"<details><summary>show</summary><pre>{html.escape(_yaml(first))}</pre></details>"))
