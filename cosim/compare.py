@@ -14,7 +14,7 @@ list, or plain scheme names. It creates `results/<name>/compare-<stamp>/` before
 label and validated scenario: what it will run); while an entry runs, `running/entry-<i>.txt` names
 its run folder. comparison.csv is rewritten (whole: `write_atomic`) as each entry finishes, and
 `comparison.png` drawn at the end (accuracy over simulated time, one line per label; peak memory
-bars). An interrupted compare keeps the finished entries there and raises `BatchInterrupted`;
+bars), with `report.html` (cosim.report; unless outputs.report: false). An interrupted compare keeps the finished entries there and raises `BatchInterrupted`;
 `compare(resume=COMPARE_DIR)` (`cosim compare --resume COMPARE_DIR`) goes on: the entries in
 comparison.csv are kept, not run again; the one that was running resumes from its run's
 checkpoint (cosim.checkpoint), or starts over when it has none; the rest run.
@@ -119,6 +119,10 @@ def compare(scenario=None, schemes: list[str] | None = None, overrides: dict[str
     # the plot names its bars by the `scheme` column: give it the labels, which tell entries apart
     plot_comparison(done.assign(scheme=labels), curves, out / "comparison.png",
                     title=f"{first.name}: {', '.join(labels)}")
+    if first.outputs.report:
+        from .report import write_report
+
+        write_report(out)
     done.attrs["dir"] = out
     return done
 

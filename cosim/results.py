@@ -10,6 +10,8 @@
         tracks.parquet     positions of the moving nodes over the run (when any move)
         decisions.csv      what the run's controller decided, per device and setting (when it decided)
         *.png              plots
+        report.html        one self-contained page of all the above (cosim.report; unless outputs.report: false)
+        tensorboard/       TensorBoard scalars per round (cosim.tensorboard_log; when outputs.tensorboard: true)
 
 A killed run keeps every finished round: rounds.csv, events.parts/ and nodes.csv/summary.json
 are on disk after each round. Every file is written whole or not at all (`write_atomic`: a temp
@@ -197,6 +199,7 @@ class RunWriter:
         self._part = 0
         self._t0 = time.perf_counter()
         self._rounds_written = 0
+        self.summary: dict = {}
 
     def flush(self, sim: Simulation) -> None:
         """Append what happened since the last flush (events, rounds) and refresh the totals."""
@@ -218,6 +221,7 @@ class RunWriter:
         write_atomic(self.dir / "nodes.csv", nodes.to_csv(index=False))
         summary = summarize(sim, nodes, self.scheme, self.name, time.perf_counter() - self._t0)
         write_atomic(self.dir / "summary.json", json.dumps(summary, indent=2))
+        self.summary = summary   # the totals as of this flush (the TensorBoard scalars read them)
 
     def offsets(self) -> dict:
         """How far the folder is written (a checkpoint keeps it; `resume_at` goes back to it)."""

@@ -130,6 +130,10 @@ def _check_memory(sim: Simulation, sc: Scenario, learner: Learner) -> None:
 
 def build(sc: Scenario) -> Simulation:
     """Everything a run needs, ready for the scheme: nodes, network, learner, meter, codec."""
+    if sc.outputs.tensorboard:   # refused before anything is built when the package is missing
+        from .tensorboard_log import require
+
+        require()
     torch.set_num_threads(sc.runtime.torch_threads)
     stop = StopRule(rounds=sc.scheme.rounds, sim_time_s=sc.stop.sim_time_s or math.inf,
                     target_accuracy=sc.stop.target_accuracy, max_wall_s=sc.runtime.max_wall_s or math.inf)
@@ -211,6 +215,13 @@ def _run(sim: Simulation, sc: Scenario, writer: RunWriter, *, progress, plots, r
     sim.checkpoints = checkpoint.Checkpoints(writer.dir, sc.runtime.checkpoint_every_s, writer)
     sim.on_round_boundary.append(lambda state: sim.checkpoints.boundary(sim, state))
     sim.on_interrupt.append(lambda sim: checkpoint.write(sim, writer.dir))
+    board = None
+    if sc.outputs.tensorboard:   # scalars per round beside the tables (cosim.tensorboard_log)
+        from .tensorboard_log import Scalars
+
+        board = Scalars(writer.dir, resume_after=sim.round_records[-1].round if resumed and sim.round_records
+                        else None)
+        sim.on_round_end.append(lambda rec: board.add_round(rec, writer.summary))
 
     wall0 = time.perf_counter()
     with stop_on_signals(sim):   # SIGINT/SIGTERM: the run stops before its next event, its rows written
@@ -221,6 +232,8 @@ def _run(sim: Simulation, sc: Scenario, writer: RunWriter, *, progress, plots, r
         finally:
             if sim.learner.ahead is not None:
                 sim.learner.ahead.close()
+            if board is not None:
+                board.close()
         bar(None)
         interrupted = bool(sim.interrupted) and sim.stop_reason == sim.interrupted   # (not a signal after the end)
         if interrupted:   # written so far; the event parts stay, for `--resume` to go on from its checkpoint
@@ -236,6 +249,10 @@ def _run(sim: Simulation, sc: Scenario, writer: RunWriter, *, progress, plots, r
         from .plots import plot_run
 
         plot_run(writer.dir, which=list(sc.outputs.plots))
+    if sc.outputs.report:   # the figures just drawn, the tables, the scenario: one page (cosim.report)
+        from .report import write_report
+
+        write_report(writer.dir)
     result = load_run(writer.dir)
     result.summary["wall_time_s"] = time.perf_counter() - wall0
     return result

@@ -184,6 +184,11 @@ class OutputsConfig(Strict):
     progress: bool = True
     eval_round0: bool = Field(True, description="evaluate the initial model as round 0 (the curve's start); "
                                                 "false skips that evaluation (round 0's accuracy is empty)")
+    report: bool = Field(True, description="write report.html at the end of the run (cosim.report): one "
+                         "self-contained page with the summary, the tables, the scenario and the figures drawn")
+    tensorboard: bool = Field(False, description="write TensorBoard scalars per round (accuracy, loss, perplexity, "
+                              "bytes, energy, memory) against simulated time into tensorboard/ in the run folder; "
+                              "needs the tensorboard package (pip install 'cosim[report]')")
 
 
 class RuntimeConfig(Strict):

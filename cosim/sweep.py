@@ -15,7 +15,8 @@ backend "local" is a spawn-context process pool on this machine, backend "ray" o
 point, on a local Ray or on a cluster (`address=`). Nothing here schedules beyond that.
 
 It writes `results/<name>/sweep-<stamp>/sweep.csv` (a row appended as each run finishes, so a killed
-sweep keeps its finished rows; rewritten in grid order at the end) and `sweep.png`. Interrupted
+sweep keeps its finished rows; rewritten in grid order at the end), `sweep.png` and `report.html`
+(cosim.report; unless outputs.report: false). Interrupted
 (SIGINT/SIGTERM), it stops its workers (each running point stops as an interrupted run), keeps
 the points that finished and raises `BatchInterrupted`; a worker also stops when the sweep's
 process dies (`cosim.interrupts.worker_init`).
@@ -141,6 +142,10 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
     if rows:
         write_atomic(out / "sweep.csv", table.to_csv(index_label="point"))
         plot_sweep(table, keys, out / "sweep.png", title=f"{first.name}: sweep of {len(points)} runs")
+        if first.outputs.report:
+            from .report import write_report
+
+            write_report(out)
     table.attrs["dir"], table.attrs["keys"] = out, keys
     if failures:
         lines = [f"sweep point {i} ({_label(values[i])}): {line}" for i, _, msg in sorted(failures) for line in msg]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
-import os
 import re
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -24,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .assets import DATA_CACHE_ENV, SETUP_HINT, data_cache_dir
+
 # --- the archive ----------------------------------------------------------------------------
 
 SDIST_NAMES = ("vaderSentiment-3.3.2.tar.gz", "vadersentiment-3.3.2.tar.gz")  # pip may lower-case
 INNER_TARBALL = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
-CACHE_ENV_VAR = "COSIM_DATA_CACHE"
-SETUP_HINT = "run `make setup` (or `bash tools/setup.sh`)"
+CACHE_ENV_VAR = DATA_CACHE_ENV
 
 # Source name -> file in hutto_ICWSM_2014/ (Hutto & Gilbert 2014, Sec. 3.3 "ground truth").
 # The order fixes the source class ids of the multi-class tasks.
@@ -94,14 +94,6 @@ class TextDataset:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-
-def data_cache_dir() -> Path:
-    """Where the sdist lives: ``$COSIM_DATA_CACHE`` if set, else ``<repo root>/.cache/sdist``."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".cache" / "sdist"
 
 
 def _find_sdist(cache_dir: Path) -> Path:

