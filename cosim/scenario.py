@@ -583,6 +583,7 @@ def _control_problems(sc: Scenario) -> list[str]:
     if decides_shares(controller) and sc.network.medium.sharing != "allocated":
         problems.append(f"network.medium.sharing: controller {controller!r} decides each device's band share, which "
                         f"only an allocated medium honours (given {sc.network.medium.sharing!r}); allowed: allocated")
+    problems += sc.control.problems(devices=sum(g.count for g in sc.devices))
     return problems
 
 

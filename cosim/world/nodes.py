@@ -211,8 +211,10 @@ class Node:
 
     def _turn(self, share: float | None):
         """What a step waits for: the processor (one step at a time), or its share of the node."""
-        if share is None:
+        if share is None and self._lanes is None:
             return self.processor.request()
+        if share is None:   # the node is shared out: a step without a share waits for all of it
+            return _Lane(self, SHARE_UNITS, None)
         if not 0.0 < share <= 1.0 + 1e-6:
             raise ValueError(f"{self.name}: compute share {share!r} outside (0, 1]")
         if self._lanes is None:
@@ -244,14 +246,14 @@ class _Lane:
     for on entry; the units back (or the wait cancelled) on exit. The run's verifier hears of each
     start, to check that the shares in use never add up to more than 1 (cosim.world.invariants)."""
 
-    def __init__(self, node: Node, units: int, share: float):
+    def __init__(self, node: Node, units: int, share: float | None):
         self.node, self.units, self.share = node, units, share
         self.get = node._lanes.get(units)
         self.get.callbacks.append(self._started)
 
     def _started(self, _event) -> None:
         verifier = getattr(self.node.sim, "verifier", None)
-        if verifier is not None:
+        if verifier is not None and self.share is not None:   # (a step alone is checked as one)
             verifier.share_started(self.node.name, self.share)
 
     def __enter__(self):
