@@ -64,7 +64,7 @@ def check_action(action, knobs, devices: list[str]) -> np.ndarray:
     bad = np.argwhere(~((a >= 0.0) & (a <= 1.0)))
     if len(bad):
         i, k = bad[0]
-        raise ValueError(f"action[{i * len(knobs) + k}] ({knobs[k]} of {devices[i]}): {a[i, k]!r} outside the "
+        raise ValueError(f"action[{i * len(knobs) + k}] ({knobs[k]} of {devices[i]}): {float(a[i, k])!r} outside the "
                          "action space [0, 1]")
     return a
 

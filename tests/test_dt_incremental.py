@@ -1,0 +1,126 @@
+"""DT-assisted incremental learning (arXiv 2411.18329) and the Gymnasium environment it is trained
+in: the scheme runs and its delays follow the compute policy; the environment passes Gymnasium's
+checker, PPO learns something a random policy does not; bad actions and policy files are refused
+with the field named."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+import cosim
+from cosim.cli import main
+from dt_scenarios import dt_tiny
+
+
+def _small(tmp_path, rounds=2, users=4, **control):
+    raw = dt_tiny(tmp_path, rounds=rounds, **control)
+    raw["devices"][0]["count"] = users
+    return raw
+
+
+def _run(raw):
+    return cosim.run(raw, progress=False, plots=False)
+
+
+def test_the_scheme_runs_and_its_delays_follow_the_compute_policy(tmp_path):
+    equal = _run(_small(tmp_path, compute="equal"))
+    greedy = _run(_small(tmp_path, compute="greedy"))
+    for r in (equal, greedy):
+        epochs = r.rounds[r.rounds["round"] > 0]
+        assert len(epochs) == 2 and (epochs.delay_s > 0).all() and epochs.accuracy.between(0, 1).all()
+        assert epochs.retrained.iloc[0] == 4   # every model starts drifted: the first large decision retrains all
+        shares = r.events[r.events.kind == "infer"].detail.str.extract(r"share=([0-9.e-]+)")[0].astype(float)
+        assert shares.between(0, 1).all() and shares.notna().all()
+    # same requests, same channel draws: only the split of the servers' compute differs
+    assert not np.allclose(equal.rounds.delay_s.dropna(), greedy.rounds.delay_s.dropna())
+    assert (equal.events[equal.events.kind == "request"].bytes.to_numpy()
+            == greedy.events[greedy.events.kind == "request"].bytes.to_numpy()).all()
+
+
+def test_drifted_models_retrain_only_when_the_twin_says_so(tmp_path):
+    r = _run(_small(tmp_path, rounds=2, retrain="never"))
+    assert (r.events.kind == "new_data").sum() == 0 and (r.events.kind == "train").sum() == 0
+
+
+@pytest.mark.slow
+def test_the_environment_passes_gymnasiums_checker(tmp_path):
+    from gymnasium.utils.env_checker import check_env
+
+    from cosim.gym import CosimEnv
+
+    env = CosimEnv(_small(tmp_path), controller_knobs=("compute_share", "association", "retrain"))
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=3)
+    assert obs.shape == env.observation_space.shape == (4, 8)
+    _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert reward == pytest.approx(-info["delay_s"]) and info["delay_s"] > 0 and not truncated
+
+
+def test_an_action_outside_the_action_space_is_refused_with_its_entry(tmp_path):
+    from cosim.gym import CosimEnv
+
+    env = CosimEnv(_small(tmp_path), controller_knobs=("compute_share", "retrain"))
+    env.reset(seed=0)
+    action = np.full(env.action_space.shape, 0.5, dtype=np.float32)
+    action[3] = 1.5
+    with pytest.raises(ValueError, match=r"action\[3\] \(retrain of u1\): 1.5 outside the action space \[0, 1\]"):
+        env.step(action)
+    with pytest.raises(ValueError, match=r"action: shape \(3,\); allowed: \(8,\)"):
+        env.step(np.zeros(3))
+    with pytest.raises(ValueError, match="controller_knobs"):
+        CosimEnv(_small(tmp_path), controller_knobs=("cut",))
+
+
+def test_a_policy_file_that_does_not_fit_the_devices_is_refused_at_load_and_exit_2(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    from cosim.gym import CosimEnv
+
+    three = CosimEnv(_small(tmp_path, users=3))
+    path = tmp_path / "three_users.zip"
+    PPO("MlpPolicy", three, n_steps=8, batch_size=8, seed=0).save(path)
+    raw = _small(tmp_path, users=4, compute="ppo", policy=str(path))
+    with pytest.raises(cosim.ScenarioError, match=r"control.policy: .*observes shape \(3, 8\), this scenario's 4 "
+                                                  r"devices give \(4, 8\)"):
+        cosim.load(raw)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(scenario)]) == 2
+    assert "control.policy" in capsys.readouterr().err
+    raw["control"]["policy"] = str(tmp_path / "nothing.zip")
+    with pytest.raises(cosim.ScenarioError, match="control.policy: .*nothing.zip: no such policy file"):
+        cosim.load(raw)
+    del raw["control"]["policy"]
+    with pytest.raises(cosim.ScenarioError, match="control.policy: compute: ppo needs the policy file"):
+        cosim.load(raw)
+
+
+@pytest.mark.slow
+def test_ppo_trained_a_few_hundred_steps_beats_a_random_policy(tmp_path):
+    """Seeded: 256 PPO steps on the tiny two-cell world, then 3 episodes each of its deterministic
+    policy and of uniform random actions on the same seeds (mean episode reward = −Σ epoch delays)."""
+    from stable_baselines3 import PPO
+
+    from cosim.gym import CosimEnv
+
+    env = CosimEnv(_small(tmp_path, rounds=8, users=3), reward_scale=10.0)
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, gamma=0.5, seed=0)
+    model.learn(total_timesteps=256)
+
+    def mean_reward(act, seeds=(11, 12, 13)):
+        totals = []
+        for s in seeds:
+            obs, _ = env.reset(seed=s)
+            done, total = False, 0.0
+            while not done:
+                obs, reward, done, _, _ = env.step(act(obs))
+                total += reward
+            totals.append(total)
+        return float(np.mean(totals))
+
+    rng = np.random.default_rng(0)
+    trained = mean_reward(lambda obs: np.clip(model.predict(obs, deterministic=True)[0], 0, 1))
+    random = mean_reward(lambda obs: rng.uniform(0, 1, env.action_space.shape).astype(np.float32))
+    print(f"PPO mean episode reward {trained:.4f}, random {random:.4f}")
+    assert trained > random
