@@ -11,10 +11,13 @@ still decides what the agent does not (e.g. dt's association and retraining whil
 learns compute shares): the agent's decision is laid over it.
 
 Observation: per device the features of cosim.control.rl (large-scale SNR as the channel gain,
-rate, position, queue, compute share, data drift indicator, serving AP) as a `Box`. Reward: by
-default −(the epoch's delay) × `reward_scale`, the delay being the epoch's `delay_s` when the
-scheme reports one (dt_incremental: the users' summed delay) and the simulated time the epoch took
-otherwise; `reward=` takes any `f(env, delay_s, record) -> float` instead.
+rate, position, queue, compute share, data drift indicator, retraining flag, serving AP) as a `Box`.
+Reward: by default −(the epoch's delay) × `reward_scale`, the delay being the epoch's `delay_s`
+when the scheme reports one (dt_incremental: the users' summed delay) and the simulated time the
+epoch took otherwise; `reward_scale="auto"` (the default) is 1 / the mean epoch delay of one
+reference episode decided by the scenario's own controller (`reference_delay_s`, run once at the
+first reset), so rewards are about −1 per epoch whatever the world's scale (raw delays of seconds to
+minutes gave PPO value losses of 1e5); `reward=` takes any `f(env, delay_s, record) -> float` instead.
 
 `mode`: "twin" asks for the training-free replay (`runtime.mode: twin`) where the scenario has it;
 until then the run is real (tiny models make it fast) and `env.mode` says "real".
@@ -40,19 +43,26 @@ MODES = ("real", "twin")
 
 class AgentController(Controller):
     """The run's controller while an agent drives it: the scenario's own controller (`base`)
-    decides at its timescales; the agent's decision, applied at each epoch, overrides its knobs."""
+    decides at its timescales what the agent does not (`knobs`: the settings the agent decides,
+    left out of the base's decisions, so between two epochs the view shows the agent's own)."""
 
     name = "agent"
 
-    def __init__(self, base: Controller):
+    def __init__(self, base: Controller, knobs=()):
         super().__init__(base.config)
-        self.base = base
+        self.base, self.knobs = base, tuple(knobs)
 
     def large(self, sim, view):
-        return self.base.large(sim, view) if self.base.active else None
+        return self._without_knobs(self.base.large(sim, view) if self.base.active else None)
 
     def small(self, sim, view):
-        return self.base.small(sim, view) if self.base.active else None
+        return self._without_knobs(self.base.small(sim, view) if self.base.active else None)
+
+    def _without_knobs(self, decision):
+        if decision is not None:
+            for knob in self.knobs:
+                setattr(decision, knob, {})
+        return decision
 
 
 class CosimEnv(gym.Env):
@@ -60,7 +70,7 @@ class CosimEnv(gym.Env):
 
     def __init__(self, scenario, controller_knobs=("compute_share",), mode: str = "twin",
                  overrides: dict[str, Any] | None = None, reward: str | Callable = "delay",
-                 reward_scale: float = 1.0):
+                 reward_scale: float | str = "auto"):
         if mode not in MODES:
             raise ValueError(f"mode: {mode!r}; allowed: {', '.join(MODES)}")
         from .scenario import RuntimeConfig
@@ -72,7 +82,10 @@ class CosimEnv(gym.Env):
         self.knobs = check_knobs(controller_knobs)
         if not (reward == "delay" or callable(reward)):
             raise ValueError(f"reward: {reward!r}; allowed: 'delay' or a function (env, delay_s, record) -> float")
-        self.reward_fn, self.reward_scale = reward, float(reward_scale)
+        if not (reward_scale == "auto" or (isinstance(reward_scale, (int, float)) and reward_scale > 0)):
+            raise ValueError(f"reward_scale: {reward_scale!r}; allowed: 'auto' or a number > 0")
+        self.reward_fn = reward
+        self.reward_scale = None if reward_scale == "auto" else float(reward_scale)
         self.devices = sum(g.count for g in self.scenario.devices)
         self.observation_space = spaces.Box(-CLIP, CLIP, (self.devices, len(FEATURES)), np.float32)
         self.action_space = spaces.Box(0.0, 1.0, (self.devices * len(self.knobs),), np.float32)
@@ -82,17 +95,29 @@ class CosimEnv(gym.Env):
     # --- gymnasium API --------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        sc = self.scenario if seed is None else self.scenario.model_copy(update={"seed": int(seed)})
-        sim = self.sim = build(sc)
-        if self._meter is not None:
-            sim.meter = self._meter
-        self._meter = sim.meter
-        sim.control = ControlLoop(sim, sc.control, AgentController(build_controller(sc.control)))
-        sim.end_round(0, loss=math.nan, accuracy=math.nan)
-        sim.control.start()
-        self.main = sim.process(SCHEMES[sc.scheme.name].run(sim, sc.scheme))
+        if self.reward_scale is None:
+            self.reward_scale = 1.0 / self.reference_delay_s()
+        # each episode its own world: the seed given, else one drawn from the env's generator (seeded
+        # by the first reset's seed), so an agent does not learn one trajectory by heart
+        episode_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
+        sc = self.scenario.model_copy(update={"seed": episode_seed})
+        self.sim, self.main = self._start(sc, AgentController(build_controller(sc.control), self.knobs))
         self._advance()
-        return self._observe(), {"t_s": sim.now, "round": sim.current_round}
+        return self._observe(), {"t_s": self.sim.now, "round": self.sim.current_round}
+
+    def reference_delay_s(self) -> float:
+        """The mean epoch delay of one episode (the scenario's seed) decided by the scenario's own
+        controller alone: `reward_scale: auto` divides delays by it, so a reward is about −1 per
+        epoch for a policy as good as the scenario's baseline and above −1 for a better one (PPO's
+        value targets of order 1, whatever the model and the world)."""
+        sim, main = self._start(self.scenario, build_controller(self.scenario.control))
+        sim.drive(main)
+        delays = [float(r.extra["delay_s"]) for r in sim.round_records if "delay_s" in r.extra]
+        mean_s = sum(delays) / len(delays) if delays else sim.now / max(1, sim.control.epochs)
+        if not mean_s > 0:
+            raise ValueError("reward_scale: auto needs a scenario whose epochs take time (its reference episode "
+                             "took none); give reward_scale a number")
+        return mean_s
 
     def step(self, action):
         if self.sim is None:
@@ -114,6 +139,18 @@ class CosimEnv(gym.Env):
         return self._observe(), reward, terminated, False, info
 
     # --- helpers --------------------------------------------------------------------------------
+    def _start(self, sc, controller):
+        """The world of `sc`, its control loop asking `controller`, and the scheme's process (not
+        stepped yet). Step costs are counted once, kept across episodes (they depend on shapes only)."""
+        sim = build(sc)
+        if self._meter is not None:
+            sim.meter = self._meter
+        self._meter = sim.meter
+        sim.control = ControlLoop(sim, sc.control, controller)
+        sim.end_round(0, loss=math.nan, accuracy=math.nan)
+        sim.control.start()
+        return sim, sim.process(SCHEMES[sc.scheme.name].run(sim, sc.scheme))
+
     def _advance(self) -> None:
         """Run to the next decision epoch (or to the end)."""
         loop = self.sim.control

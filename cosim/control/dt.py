@@ -50,8 +50,12 @@ class DtController(Controller):
         return Decision(association=association, retrain=retrain)
 
     def small(self, sim, view) -> Decision:
+        again = self._retrain_decided
+        if not again:   # an epoch after the large one: nobody retrains again (the view shows it already)
+            for d in view.devices:
+                d.retrain = False
         decision = self._shares(sim, view)
-        if not self._retrain_decided:   # an epoch after the large one: nobody retrains again
+        if not again:
             decision.retrain = {d.name: False for d in view.devices}
         self._retrain_decided = False
         return decision
@@ -77,7 +81,7 @@ def _work(sim, view, extra, retrain=None) -> dict[str, float]:
     work_flops, retrain_flops = extra.get("work_flops", {}), float(extra.get("retrain_flops", 0.0))
     out = {}
     for d in view.devices:
-        again = sim.control.retrain_of(sim.node(d.name)) if retrain is None else retrain[d.name]
+        again = d.retrain if retrain is None else retrain[d.name]
         out[d.name] = float(work_flops.get(d.name, 1.0)) + (retrain_flops if again else 0.0)
     return out
 

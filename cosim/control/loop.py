@@ -45,14 +45,15 @@ class ControlLoop:
         return self.view()
 
     def view(self):
-        """What the controller sees now: `observe`, with the decided compute shares and what the
-        scheme publishes per device (`expect(queue=…, drift=…)`: device name -> value)."""
+        """What the controller sees now: `observe`, with the decided compute shares and retraining
+        flags and what the scheme publishes per device (`expect(queue=…, drift=…)`: device name -> value)."""
         view = observe(self.sim)
         view.extra = self.context
         queue, drift = self.context.get("queue", {}), self.context.get("drift", {})
         for d in view.devices:
             d.compute_share = self.current.compute_share.get(d.name)
             d.queue, d.drift = float(queue.get(d.name, 0.0)), float(drift.get(d.name, 0.0))
+            d.retrain = bool(self.current.retrain.get(d.name, False))
         return view
 
     @property

@@ -8,8 +8,9 @@ so a policy sees in the scenario exactly what it saw while it learned.
 Observation: per device (in the run's device order) one row of `FEATURES`, each scaled to about
 [-1, 1] and clipped to ±`CLIP`. Action: per device one value in [0, 1] per decided setting
 (`KNOBS`, in the order asked for): compute and band shares are normalized per access point
-(share_i = (a_i + ε) / Σ_j (a_j + ε) over the devices it serves: each gets something, together the
-whole), an association picks the AP with index ⌊a × APs⌋, retrain is a ≥ 0.5.
+(share_i = (a_i + f) / Σ_j (a_j + f) over the devices it serves, f = `SHARE_FLOOR`: each gets
+something, together the whole), an association picks the AP with index ⌊a × APs⌋, retrain is
+a ≥ 0.5.
 """
 from __future__ import annotations
 
@@ -21,15 +22,16 @@ import numpy as np
 from .decision import Decision
 
 #: One observation row per device.
-FEATURES = ("snr", "rate", "x", "y", "queue", "compute_share", "drift", "ap")
+FEATURES = ("snr", "rate", "x", "y", "queue", "compute_share", "drift", "retrain", "ap")
 #: Scales: SNR in units of 50 dB, rate as log10(bit/s) / 10, positions in km.
 SNR_SCALE_DB, POSITION_SCALE_M = 50.0, 1000.0
 #: Every feature is clipped to ±CLIP (an unreachable device's SNR is -inf, a far one's position large).
 CLIP = 10.0
 #: The settings an action can decide, per device.
 KNOBS = ("compute_share", "bandwidth_share", "association", "retrain")
-#: Every normalized share gets at least this much of the raw action (no device is starved to 0).
-SHARE_FLOOR = 1e-3
+#: Added to every raw share action before normalizing: no device is starved (an action of 0 still gets
+#: a share, at most (1 + floor) / floor = 21x smaller than another device's at its AP).
+SHARE_FLOOR = 0.05
 
 
 def features(view) -> np.ndarray:
@@ -41,7 +43,8 @@ def features(view) -> np.ndarray:
         rate = d.rate_bps(1.0, True) if d.in_coverage else 0.0
         pos = d.position_m if d.position_m is not None else np.zeros(3)
         rows.append([snr, math.log10(rate + 1.0) / 10.0, pos[0] / POSITION_SCALE_M, pos[1] / POSITION_SCALE_M,
-                     d.queue, d.compute_share or 0.0, d.drift, aps.index(d.ap) / max(1, len(aps) - 1)])
+                     d.queue, d.compute_share or 0.0, d.drift, float(d.retrain),
+                     aps.index(d.ap) / max(1, len(aps) - 1)])
     return np.clip(np.asarray(rows, dtype=np.float32), -CLIP, CLIP)
 
 

@@ -86,6 +86,8 @@ def run(sim, cfg: DtIncrementalConfig):
     streams = DomainStreams(learner, names, cfg.domains, sim.rng, cfg.batch_size)
     models = {n: learner.local(learner.initial_state()) for n in names}
     learned: dict[str, str | None] = dict.fromkeys(names)   # the domain each model last retrained on
+    versions = dict.fromkeys(names, 0)                       # retrainings of each model so far
+    scored: dict[tuple, tuple[float, float]] = {}            # (model version, domain) -> (accuracy, loss)
     host = dict.fromkeys(names)                              # the base station holding each model
     for bs in sim.edge:
         bs.memory.resident("weights", learner.weight_bytes())
@@ -107,10 +109,11 @@ def run(sim, cfg: DtIncrementalConfig):
     for rnd in sim.rounds():
         served = yield from sim.gather(
             _epoch(sim, cfg, u, sim.network.serving_ap(u), models[u.name], host, streams,
-                   schedule.domain(u.name, rnd), requests[u.name], learned) for u in users)
+                   schedule.domain(u.name, rnd), requests[u.name], learned, versions) for u in users)
         delays = [delay for delay, _ in served.results]
         losses = [loss for _, loss in served.results if loss == loss]
-        scores = [streams.accuracy(models[n], schedule.domain(n, rnd)) for n in names]
+        scores = [_score(scored, streams, models[n], (n, versions[n]) if versions[n] else "initial",
+                         schedule.domain(n, rnd)) for n in names]
         accuracy = sum(a for a, _ in scores) / len(scores)
         eval_loss = sum(l for _, l in scores) / len(scores)
         sim.close_round(rnd, None, losses, evaluate=lambda: (accuracy, eval_loss), delay_s=sum(delays),
@@ -119,7 +122,7 @@ def run(sim, cfg: DtIncrementalConfig):
         queue_next(rnd + 1)
 
 
-def _epoch(sim, cfg, user, bs, model, host, streams, domain, samples, learned):
+def _epoch(sim, cfg, user, bs, model, host, streams, domain, samples, learned, versions):
     """One user's epoch: its requests answered at `bs`, then its retraining if flagged.
     Returns (delay_s, mean retraining loss or nan)."""
     t0 = sim.now
@@ -141,7 +144,17 @@ def _epoch(sim, cfg, user, bs, model, host, streams, domain, samples, learned):
             with (yield from sim.send(user, bs, {**_wire(new), "labels": new.labels}, kind="new_data")):
                 losses.append((yield from bs.compute(model.train_step, new, kind="train", share=share)))
         learned[name] = domain
+        versions[name] += 1
     return sim.now - t0, (sum(losses) / len(losses) if losses else float("nan"))
+
+
+def _score(scored, streams, model, version, domain) -> tuple[float, float]:
+    """(accuracy, loss) of a model on a domain, computed once per model version (a model changes
+    only when it retrains; the untrained models are all the initial one) — the same numbers as
+    scoring it every epoch, without re-running the held-out batches."""
+    if (version, domain) not in scored:
+        scored[version, domain] = streams.accuracy(model, domain)
+    return scored[version, domain]
 
 
 def _wire(batch) -> dict:
