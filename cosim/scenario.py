@@ -174,7 +174,7 @@ class StopConfig(Strict):
     target_accuracy: float | None = Field(None, gt=0, le=1)
 
 
-PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
+PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions", "epoch_delay"]
 
 
 class OutputsConfig(Strict):
