@@ -668,7 +668,8 @@ def _read(path: Path, reader) -> pd.DataFrame | None:
 
 #: the settings a decisions plot draws, in panel order, with their axis labels
 DECISION_PANELS = [("cut", "cut layer"), ("keep", "top-k keep ratio"), ("bits", "bits per kept value"),
-                   ("bandwidth_share", "share of the band")]
+                   ("bandwidth_share", "share of the band"), ("compute_share", "share of server compute"),
+                   ("retrain", "retrains (1) or not (0)")]
 
 
 def plot_decisions(decisions: pd.DataFrame, path, title=None, t_end_s: float | None = None) -> Path:

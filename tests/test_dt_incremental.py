@@ -106,7 +106,7 @@ def test_a_policy_file_that_does_not_fit_the_devices_is_refused_at_load_and_exit
 
 @pytest.mark.slow
 def test_ppo_trained_a_few_hundred_steps_beats_a_random_policy(tmp_path):
-    """Seeded: 192 PPO steps on the tiny two-cell world, then 2 episodes each of its deterministic
+    """Seeded: 128 PPO steps on the tiny two-cell world, then 2 episodes each of its deterministic
     policy and of uniform random actions on the same seeds (mean episode reward = −Σ epoch delays /
     the scenario's equal split's mean epoch delay, reward_scale auto)."""
     from stable_baselines3 import PPO
@@ -114,8 +114,8 @@ def test_ppo_trained_a_few_hundred_steps_beats_a_random_policy(tmp_path):
     from cosim.gym import CosimEnv
 
     env = CosimEnv(_small(tmp_path, rounds=6, users=3, compute="equal"))
-    model = PPO("MlpPolicy", env, n_steps=48, batch_size=24, gamma=0.5, seed=0)
-    model.learn(total_timesteps=192)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=16, gamma=0.5, seed=0)
+    model.learn(total_timesteps=128)
 
     def mean_reward(act, seeds=(11, 12)):
         totals = []
