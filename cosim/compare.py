@@ -14,7 +14,7 @@ list, or plain scheme names. It creates `results/<name>/compare-<stamp>/` before
 label and validated scenario: what it will run); while an entry runs, `running/entry-<i>.txt` names
 its run folder. comparison.csv is rewritten (whole: `write_atomic`) as each entry finishes, and
 `comparison.png` drawn at the end (accuracy over simulated time, one line per label; peak memory
-bars), with `report.html` (cosim.report; unless outputs.report: false). An interrupted compare keeps the finished entries there and raises `BatchInterrupted`;
+bars), `epoch_delay.png` when every entry's scheme reports an epoch delay (`delay_s`), and `report.html` (cosim.report; unless outputs.report: false). An interrupted compare keeps the finished entries there and raises `BatchInterrupted`;
 `compare(resume=COMPARE_DIR)` (`cosim compare --resume COMPARE_DIR`) goes on: the entries in
 comparison.csv are kept, not run again; the one that was running resumes from its run's
 checkpoint (cosim.checkpoint), or starts over when it has none; the rest run.
@@ -80,7 +80,7 @@ def compare(scenario=None, schemes: list[str] | None = None, overrides: dict[str
     declares is refused as a typo. Every entry is validated before anything runs; all problems
     come at once as a ScenarioError naming the path (`compare.3.scheme.unfreeze: ...`).
     """
-    from .plots import plot_comparison
+    from .plots import plot_comparison, plot_epoch_delay
 
     if resume is None:
         labelled = entries_of(scenario, schemes, overrides)
@@ -119,6 +119,9 @@ def compare(scenario=None, schemes: list[str] | None = None, overrides: dict[str
     # the plot names its bars by the `scheme` column: give it the labels, which tell entries apart
     plot_comparison(done.assign(scheme=labels), curves, out / "comparison.png",
                     title=f"{first.name}: {', '.join(labels)}")
+    if curves and all("delay_s" in c.columns for c in curves.values()):   # schemes that report an epoch delay
+        plot_epoch_delay({label: curves[label] for label in labels}, out / "epoch_delay.png",
+                         title=f"{first.name}: system delay and accuracy per epoch")
     if first.outputs.report:
         from .report import write_report
 

@@ -31,6 +31,7 @@ __all__ = [
     "plot_decisions",
     "plot_delay_accuracy",
     "plot_energy",
+    "plot_epoch_delay",
     "plot_memory",
     "plot_run",
     "plot_tracks",
@@ -221,6 +222,36 @@ def plot_delay_accuracy(rounds: pd.DataFrame, path, title=None) -> Path:
                    frameon=False)
     ax.set_xlim(left=min(0.0, float(np.nanmin(t_s / div)) if t_s.notna().any() else 0.0))
     ax.set_title(title or f"{quality.split(' (')[0].capitalize()} over simulated time")
+    return _save(fig, path)
+
+
+def plot_epoch_delay(curves: dict[str, pd.DataFrame], path, title=None) -> Path:
+    """Per decision epoch (round), top: the system delay a scheme reports for it (`delay_s`, e.g.
+    dt_incremental's summed user delay: what its controller minimizes); bottom: held-out accuracy
+    (%). One line per run (`curves`: label -> rounds table), so policies compare on one figure."""
+    fig = _new_figure(FIG_WIDTH_IN * 0.8, 6.0)
+    ax_delay, ax_acc = fig.subplots(2, 1, sharex=True)
+    delays = np.concatenate([_column(c, "delay_s").to_numpy() for c in curves.values()] or [np.zeros(0)])
+    div, unit = _time_unit(np.nanmax(delays) if np.isfinite(delays).any() else 0.0)
+    shown = []
+    for i, (label, c) in enumerate(curves.items()):
+        rnd, delay, (acc, quality) = _column(c, "round"), _column(c, "delay_s"), _quality(c)
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        ok = rnd.notna() & delay.notna()
+        mean_s = float(delay[ok].mean()) if ok.any() else math.nan
+        ax_delay.plot(rnd[ok], delay[ok] / div, "o-", ms=3, lw=1.4, color=color,
+                      label=f"{label} (mean {mean_s / div:.3g} {unit})")
+        ok = rnd.notna() & acc.notna() & (rnd > 0)
+        shown += acc[ok].tolist()
+        ax_acc.plot(rnd[ok], acc[ok], "o-", ms=3, lw=1.4, color=color, label=str(label))
+    ax_delay.set_ylabel(f"system delay per epoch ({unit})")
+    ax_delay.set_ylim(bottom=0)
+    ax_delay.grid(True, alpha=0.3)
+    ax_delay.legend(fontsize=8, loc="upper right")
+    _quality_axis(ax_acc, quality if curves else "accuracy (%)", shown)
+    ax_acc.set_xlabel("decision epoch (round)")
+    ax_acc.grid(True, alpha=0.3)
+    ax_delay.set_title(title or "System delay and accuracy per epoch", fontsize=11)
     return _save(fig, path)
 
 
@@ -609,6 +640,7 @@ PLOTS = {
     "energy": "energy.png",
     "tracks": "tracks.png",
     "decisions": "decisions.png",
+    "epoch_delay": "epoch_delay.png",
 }
 
 # a plot is drawn when its table has every column of one of these alternatives
@@ -619,6 +651,7 @@ REQUIRED_COLUMNS = {
     "energy": [("node", "energy_j"), ("node", "compute_energy_j")],
     "tracks": [("t_s", "node", "x_m", "y_m")],
     "decisions": [("t_s", "device", "setting", "value")],
+    "epoch_delay": [("round", "delay_s")],
 }
 
 
@@ -635,7 +668,8 @@ def _read(path: Path, reader) -> pd.DataFrame | None:
 
 #: the settings a decisions plot draws, in panel order, with their axis labels
 DECISION_PANELS = [("cut", "cut layer"), ("keep", "top-k keep ratio"), ("bits", "bits per kept value"),
-                   ("bandwidth_share", "share of the band")]
+                   ("bandwidth_share", "share of the band"), ("compute_share", "share of server compute"),
+                   ("retrain", "retrains (1) or not (0)")]
 
 
 def plot_decisions(decisions: pd.DataFrame, path, title=None, t_end_s: float | None = None) -> Path:
@@ -728,6 +762,9 @@ def plot_run(run_dir, which=None) -> list[Path]:
         elif name == "decisions":
             need, draw = "decisions.csv", lambda df: plot_decisions(
                 df, out, f"Controller decisions — {label}", t_end_s=sim_time_s)
+        elif name == "epoch_delay":
+            need, draw = "rounds.csv", lambda df: plot_epoch_delay(
+                {"this run": df}, out, f"System delay and accuracy per epoch — {label}")
         elif name == "tracks":
             need, draw = "tracks.parquet", lambda df: plot_tracks(
                 df, table("events.parquet"), out, f"Tracks and link rate — {label}")

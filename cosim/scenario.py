@@ -175,7 +175,7 @@ class StopConfig(Strict):
     target_accuracy: float | None = Field(None, gt=0, le=1)
 
 
-PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
+PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions", "epoch_delay"]
 
 
 class OutputsConfig(Strict):
@@ -605,6 +605,7 @@ def _control_problems(sc: Scenario) -> list[str]:
     if decides_shares(controller) and sc.network.medium.sharing != "allocated":
         problems.append(f"network.medium.sharing: controller {controller!r} decides each device's band share, which "
                         f"only an allocated medium honours (given {sc.network.medium.sharing!r}); allowed: allocated")
+    problems += sc.control.problems(devices=sum(g.count for g in sc.devices))
     return problems
 
 

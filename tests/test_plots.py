@@ -133,9 +133,16 @@ def test_comparison_of_schemes(tmp_path):
     assert _is_png(plots.plot_comparison(table, curves, tmp_path / "cmp.png", title="schemes"))
 
 
+def test_epoch_delay_of_several_policies(tmp_path):
+    r = _rounds().assign(delay_s=lambda df: 0.1 + 0.01 * df["round"])
+    path = plots.plot_epoch_delay({"ppo": r, "equal": r.assign(delay_s=r.delay_s * 1.2)}, tmp_path / "d.png")
+    assert _is_png(path)
+
+
 def test_plot_run_writes_all_four_plots_and_skips_tracks_and_decisions_when_absent(run_dir):
-    written = plots.plot_run(run_dir)
-    assert [p.name for p in written] == [f for k, f in plots.PLOTS.items() if k not in ("tracks", "decisions")]
+    written = plots.plot_run(run_dir)   # (and epoch_delay: its scheme reports no delay_s)
+    assert [p.name for p in written] == [f for k, f in plots.PLOTS.items()
+                                         if k not in ("tracks", "decisions", "epoch_delay")]
     assert all(_is_png(p) for p in written)
 
 

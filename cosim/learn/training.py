@@ -121,6 +121,10 @@ class Learner:
         d = self.device
         return Batch(enc["input_ids"].to(d), enc["attention_mask"].to(d), labels.to(d))
 
+    def encode(self, texts, labels) -> Batch:
+        """Texts and their labels as a batch on the run's device (any split's rows)."""
+        return self._encode(texts, labels)
+
     def next_batch(self, client: str) -> Batch:
         return self._encode(*self.clients[client].next_batch())
 

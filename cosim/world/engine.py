@@ -212,20 +212,25 @@ class Simulation:
         return ""
 
     # --- progress: the run either advances or stops with its reason ------------------------------
-    def drive(self, main: simpy.Process) -> None:
+    def drive(self, main: simpy.Process, pause: Callable[[], bool] | None = None) -> None:
         """Step the environment until `main` (the scheme's process) ends, or until the run must stop
         before its next event: that event lies beyond `stop.sim_time_s` (the clock is moved to the
         limit: a round in progress ends there), the host's wall clock passed `stop.max_wall_s`, a
         signal asked to stop (`interrupted`), or no event is left (every process waits on something
         that never comes). `stop_reason` says which. What `env.run(until=main)` does otherwise: an
-        error in the scheme's process is raised here. The wall clock counts from this call."""
-        self._wall_start_s = time.monotonic()
+        error in the scheme's process is raised here. The wall clock counts from the first call.
+        `pause()`, asked after every event: when true, return with the run where it is (an agent
+        stepping it epoch by epoch, cosim.gym); the next call goes on from there."""
+        if not math.isfinite(self._wall_start_s):
+            self._wall_start_s = time.monotonic()
         while not main.processed:
             reason = self._halt_reason() or self._stalled()
             if reason:
                 self._halt(reason)
                 return
             self.env.step()
+            if pause is not None and pause():
+                return
 
     def _halt_reason(self) -> str:
         """Why the run must stop before the next event ('' if it need not)."""

@@ -6,15 +6,19 @@ Checked at every trace row (a few comparisons each):
 - **time**: simulated time never goes back; a row ends no earlier than it starts, and not after now;
 - **transfer bytes**: a transfer row's bytes are what its flow carried: Σ rate × dt over the flow's
   airtime (`Medium.carry`) equals 8 × bytes, within the medium's done tolerance;
-- **one job at a time**: a node's compute steps (and steps lost to a failure) never overlap;
-- **energy per row**: a step's energy is the node's compute power × its duration, a transfer's
-  the transmit power × its airtime;
+- **one job at a time**: a node's compute steps (and steps lost to a failure) never overlap — except
+  shared steps (processor sharing, `node.compute(..., share=)`, a `share=` in the row's detail),
+  which overlap only each other, with the shares in use at any instant adding up to at most 1
+  (counted as each starts: `share_started`);
+- **energy per row**: a step's energy is the node's compute power × its duration (× its share for a
+  shared step: it kept that fraction of the node busy), a transfer's the transmit power × its
+  airtime;
 - **buffers**: no received buffer outlives its exchange (a `leaked_buffer` row, `report_leaks`);
 - **memory**: no step runs with its node over capacity (that step is an `oom` event instead).
 
 Checked at every round end and when the run ends, per node, from the trace:
 - **energy**: compute energy = compute power × busy time, with busy time = Σ of the node's step
-  durations in the trace; radio energy = Σ transmit power × airtime of what it sent;
+  durations in the trace (× share for shared steps); radio energy = Σ transmit power × airtime of what it sent;
 - **memory**: a ledger whose peak exceeded the node's capacity has an `oom` row.
 
 A violation raises `InvariantViolation` naming the invariant and the event. Cost: one call per
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 #: Simulated-time slack for comparing instants: far below any step or transfer, above float rounding.
 TIME_EPS_S = 1e-9
@@ -34,6 +39,14 @@ REL_TOL = 1e-6
 BITS_SLACK = 128.0
 #: The environment variable that turns verification on for every run (the test suite sets it).
 ENV_VAR = "COSIM_VERIFY"
+#: A shared step's row says its share in its detail (cosim.world.nodes: `share=<float>`).
+_SHARE = re.compile(r"(?:^| )share=([0-9.eE+-]+)(?: |$)")
+
+
+def share_of(detail: str) -> float | None:
+    """The compute share a step row ran at (None: it had its node to itself)."""
+    found = _SHARE.search(detail)
+    return float(found.group(1)) if found else None
 
 
 class InvariantViolation(RuntimeError):
@@ -66,7 +79,9 @@ class Verifier:
         self.sim = sim
         self._nodes = {n.name: n for n in sim.nodes}
         self._last_now = -math.inf
-        self._busy_until: dict[str, float] = {}
+        self._busy_until: dict[str, float] = {}      # end of the latest step of either kind
+        self._alone_until: dict[str, float] = {}     # end of the latest step that had its node to itself
+        self._shared_load: dict[str, float] = {}     # Σ shares of the shared steps running now
         self._busy_s: dict[str, float] = {}      # Σ step durations per node, from the trace
         self._airtime_j: dict[str, float] = {}   # Σ tx power × airtime per sender, from the carried flows
         self._oom: set[str] = set()
@@ -82,6 +97,14 @@ class Verifier:
         """A hop's flow finished (Network.transfer): its row comes next."""
         self._carried = (src, dst, bits, airtime_s, tx_w)
 
+    def share_started(self, node: str, share: float) -> None:
+        """A shared step took its share of `node` (cosim.world.nodes): the shares in use ≤ 1."""
+        load = self._shared_load.get(node, 0.0) + share
+        if load > 1.0 + 1e-6:
+            self.fail("one job at a time", f"a shared step starting at t={self.sim.now:.9g}s node={node}",
+                      f"the shares in use add up to {load:.9g} > 1")
+        self._shared_load[node] = load
+
     def row(self, row: tuple) -> None:
         t0, t1, node, peer, kind, _rnd, nbytes, _flops, energy, mem, _detail, category = row
         now = self.sim.now
@@ -90,7 +113,7 @@ class Verifier:
                                              f"{self._last_now:.9g}s) or the row ends before it starts / after now")
         self._last_now = now
         if category == "compute" or kind == "lost_step":
-            self._step(row, t0, t1, node, energy, mem, category)
+            self._step(row, t0, t1, node, energy, mem, category, share_of(_detail))
         elif category == "transfer":
             self._transfer(row, t0, t1, node, peer, nbytes, energy)
         elif kind == "leaked_buffer":
@@ -98,16 +121,22 @@ class Verifier:
         elif kind == "oom":
             self._oom.add(node)
 
-    def _step(self, row, t0, t1, node, energy, mem, category) -> None:
+    def _step(self, row, t0, t1, node, energy, mem, category, share=None) -> None:
         n = self._nodes.get(node)
         if n is None:
             return
-        if t0 < self._busy_until.get(node, -math.inf) - TIME_EPS_S:
-            self.fail("one job at a time", describe(row), f"{node} was still computing until "
-                                                          f"t={self._busy_until[node]:.9g}s")
-        self._busy_until[node] = t1
-        self._busy_s[node] = self._busy_s.get(node, 0.0) + (t1 - t0)
-        expected = n.profile.compute_power_w * (t1 - t0)
+        # a step alone starts after every step before it; a shared one after every step alone
+        until = (self._busy_until if share is None else self._alone_until).get(node, -math.inf)
+        if t0 < until - TIME_EPS_S:
+            self.fail("one job at a time", describe(row), f"{node} was still computing until t={until:.9g}s")
+        self._busy_until[node] = max(t1, self._busy_until.get(node, -math.inf))
+        if share is None:
+            self._alone_until[node] = t1
+        else:
+            self._shared_load[node] = self._shared_load.get(node, 0.0) - share
+        busy = (t1 - t0) * (1.0 if share is None else share)
+        self._busy_s[node] = self._busy_s.get(node, 0.0) + busy
+        expected = n.profile.compute_power_w * busy
         if not math.isclose(energy, expected, rel_tol=REL_TOL, abs_tol=1e-12):
             self.fail("energy", describe(row), f"a step's energy should be power × duration = {expected:.9g} J")
         if category == "compute" and mem > n.memory.capacity_bytes:

@@ -710,6 +710,8 @@ class Network:
         self.link_models = {ap.name: (link_models or {}).get(ap.name, config.link) for ap in sim.edge}
         self._links: dict[tuple[str, str], object] = {}
         self._serving: dict[str, object] = {}
+        #: associations decided by a controller (cosim.control): device name -> AP, kept until changed
+        self._pinned: dict[str, object] = {}
         self._assoc_positions: dict[str, list] = {}
         self._capacity: dict[str, float] = {}
         self._up: dict[str, Medium] = {}
@@ -791,12 +793,21 @@ class Network:
         ranked = sorted(self.sim.edge, key=lambda ap: (score(ap), ap is not current))
         return ranked[0]
 
+    def set_association(self, device, ap) -> None:
+        """Serve `device` by `ap` from now on, instead of the network's own choice (a controller's
+        association decision); its hops in progress finish where they started, as at a handover."""
+        self._pinned[device.name] = ap
+        self.serving_ap(device)
+
     def serving_ap(self, device):
-        """The access point serving `device` now (re-chosen once it has moved; see the class doc)."""
+        """The access point serving `device` now (re-chosen once it has moved; see the class doc),
+        or the one a controller associated it with (`set_association`)."""
         now = self.sim.now
         current = self._serving.get(device.name)
-        if current is None or self._association_due(device, now):
-            chosen = self._choose_ap(device, now, current)
+        pinned = self._pinned.get(device.name)
+        if pinned is not None and pinned is not current or \
+                pinned is None and (current is None or self._association_due(device, now)):
+            chosen = pinned if pinned is not None else self._choose_ap(device, now, current)
             if current is not None and chosen is not current:
                 self.sim.trace.record(now, now, device.name, "handover", self.sim.current_round, peer=chosen.name,
                                       detail=current.name)

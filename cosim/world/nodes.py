@@ -4,8 +4,11 @@ energy is spent.
 `compute` runs the real step at its simulated start, then advances the clock by its duration
 (`step_duration_s`: FLOPs / effective FLOP/s, or under the roofline model the larger of that and
 bytes moved / effective memory bandwidth); one job at a time per node (a FIFO queue), so a server serving many
-clients serializes them in simulated time as a real accelerator would. A step that brings the node
-over its memory capacity is an `oom` event, and a server that fails loses the step it was computing
+clients serializes them in simulated time as a real accelerator would — unless the step asks for a
+`share` of the node (processor sharing, decided by a controller: cosim.control): then it runs
+beside the node's other shared steps at share × its speed, as long as the shares in use add up to at
+most 1 (a step waits for its share to be free), and is busy for share × its elapsed time. A step that
+brings the node over its memory capacity is an `oom` event, and a server that fails loses the step it was computing
 (cosim.world.failures).
 """
 from __future__ import annotations
@@ -18,6 +21,10 @@ import simpy
 from .events import kind as _kind
 from .failures import ServerFailed, out_of_memory
 from .profiles import DeviceProfile
+
+#: Shares of a node's compute are counted in these units (integers: shares that add up to 1 in
+#: floats never leave a step waiting for 1e-16 of the node).
+SHARE_UNITS = 10**9
 
 
 class Hold:
@@ -116,6 +123,7 @@ class Node:
         self.mobility = mobility
         self.memory = MemoryLedger(profile.memory_bytes)
         self.processor = simpy.Resource(sim.env, capacity=1)
+        self._lanes = None   # simpy.Container of SHARE_UNITS, made by the first shared step
         self.flops = 0.0
         self.busy_s = 0.0
         self.compute_energy_j = 0.0
@@ -160,7 +168,7 @@ class Node:
         return duration
 
     def compute(self, fn: Callable[..., Any], *args, kind: str, key: Hashable | None = None, rnd: int | None = None,
-                keep: Hold | None = None, detail: str = "", **kwargs):
+                keep: Hold | None = None, detail: str = "", share: float | None = None, **kwargs):
         """Run `fn(*args, **kwargs)` for real and spend its counted FLOPs of simulated time.
 
         The FLOP cache key is derived from this node's role, `fn` and the shapes of what it is given
@@ -171,14 +179,18 @@ class Node:
         `AheadStep` of cosim.learn.workers): its result and counted cost are collected at the step's
         simulated start. Raises `OutOfMemory` (or `RunAborted`, per `failures.oom`) when the step's
         saved activations bring the node over its capacity, `ServerFailed` when the node fails
-        mid-step; a step waits while its node is down. Use as `result = yield from node.compute(...)`.
+        mid-step; a step waits while its node is down. `share` in (0, 1]: run beside other shared
+        steps at share × FLOP/s (processor sharing), for duration / share, busy for the duration
+        (its row's detail says `share=`). Use as `result = yield from node.compute(...)`.
         """
         kind = _kind(kind, category="compute").name
         rnd = self.sim.current_round if rnd is None else rnd
         ahead = hasattr(fn, "collect")   # computed ahead of the clock on a worker (cosim.learn.workers)
         if key is None and not ahead:
             key = self.sim.meter.signature(fn, args, kwargs)
-        with self.processor.request() as turn:
+        if share is not None:
+            detail = f"{detail} share={share:.9g}".strip()
+        with self._turn(share) as turn:
             yield turn
             back = self.conditions.next_available_s(self.sim.now)
             if back > self.sim.now:  # away (availability off): nothing computes until it is back
@@ -196,13 +208,14 @@ class Node:
                 if keep is None:
                     saved.release()
                 out_of_memory(self, f"{kind} step", mem, rnd)
+            elapsed_s = duration if share is None else duration / share   # processor sharing: share × FLOP/s
             if duration > 0:
                 if self.downtime is None:
-                    yield self.sim.env.timeout(duration)
-                elif not (yield from self.downtime.run_for(duration)):
+                    yield self.sim.env.timeout(elapsed_s)
+                elif not (yield from self.downtime.run_for(elapsed_s)):
                     if keep is None:
                         saved.release()
-                    self._lose_step(kind, rnd, t0, cost.flops, duration)
+                    self._lose_step(kind, rnd, t0, cost.flops, elapsed_s, share)
             if keep is None:
                 saved.release()
             energy = self.profile.compute_power_w * duration
@@ -213,17 +226,58 @@ class Node:
                                   mem_bytes=mem, detail=detail)
         return result
 
-    def _lose_step(self, kind: str, rnd: int, t0: float, flops: float, duration_s: float) -> None:
+    def _turn(self, share: float | None):
+        """What a step waits for: the processor (one step at a time), or its share of the node."""
+        if share is None and self._lanes is None:
+            return self.processor.request()
+        if share is None:   # the node is shared out: a step without a share waits for all of it
+            return _Lane(self, SHARE_UNITS, None)
+        if not 0.0 < share <= 1.0 + 1e-6:
+            raise ValueError(f"{self.name}: compute share {share!r} outside (0, 1]")
+        if self._lanes is None:
+            self._lanes = simpy.Container(self.sim.env, capacity=SHARE_UNITS, init=SHARE_UNITS)
+        return _Lane(self, min(SHARE_UNITS, max(1, round(share * SHARE_UNITS))), share)
+
+    def _lose_step(self, kind: str, rnd: int, t0: float, flops: float, duration_s: float,
+                   share: float | None = None) -> None:
         """The server failed `now - t0` into a step of `duration_s`: the time spent so far is busy
-        (and its energy spent), the result is lost (a `lost_step` row), the caller sees ServerFailed."""
+        (× its share, for a shared step) and its energy spent, the result is lost (a `lost_step`
+        row), the caller sees ServerFailed."""
         spent_s = self.sim.now - t0
-        energy = self.profile.compute_power_w * spent_s
-        self.busy_s += spent_s
+        busy_s = spent_s if share is None else spent_s * share
+        energy = self.profile.compute_power_w * busy_s
+        self.busy_s += busy_s
         self.compute_energy_j += energy
         self.sim.trace.record(t0, self.sim.now, self.name, "lost_step", rnd, flops=flops * spent_s / duration_s,
-                              energy_j=energy, mem_bytes=self.memory.total, detail=f"{kind}: {self.name} failed")
+                              energy_j=energy, mem_bytes=self.memory.total,
+                              detail=f"{kind}: {self.name} failed" + ("" if share is None else f" share={share:.9g}"))
         raise ServerFailed(self.name, self.sim.now, f"{kind} step lost: {self.name} failed")
 
     @property
     def energy_j(self) -> float:
         return self.compute_energy_j + self.radio_energy_j
+
+
+class _Lane:
+    """A shared step's hold on `units` of its node's compute (`Node._turn`): the get event to wait
+    for on entry; the units back (or the wait cancelled) on exit. The run's verifier hears of each
+    start, to check that the shares in use never add up to more than 1 (cosim.world.invariants)."""
+
+    def __init__(self, node: Node, units: int, share: float | None):
+        self.node, self.units, self.share = node, units, share
+        self.get = node._lanes.get(units)
+        self.get.callbacks.append(self._started)
+
+    def _started(self, _event) -> None:
+        verifier = getattr(self.node.sim, "verifier", None)
+        if verifier is not None and self.share is not None:   # (a step alone is checked as one)
+            verifier.share_started(self.node.name, self.share)
+
+    def __enter__(self):
+        return self.get
+
+    def __exit__(self, *exc) -> None:
+        if self.get.triggered:
+            self.node._lanes.put(self.units)
+        else:
+            self.get.cancel()
