@@ -134,8 +134,9 @@ class CosimEnv(gym.Env):
         reward = -delay_s * self.reward_scale if self.reward_fn == "delay" else float(self.reward_fn(self, delay_s,
                                                                                                    record))
         terminated = self.main.processed or bool(sim.stop_reason)
-        info = {"delay_s": delay_s, "t_s": sim.now, "round": sim.current_round,
-                "accuracy": record.accuracy if record is not None else math.nan}
+        info = {"delay_s": delay_s, "t_s": sim.now, "round": sim.current_round}
+        if record is not None and not math.isnan(record.accuracy):   # a twin scores nothing: no accuracy
+            info["accuracy"] = record.accuracy
         return self._observe(), reward, terminated, False, info
 
     # --- helpers --------------------------------------------------------------------------------
