@@ -237,17 +237,18 @@ def plot_epoch_delay(curves: dict[str, pd.DataFrame], path, title=None) -> Path:
     for i, (label, c) in enumerate(curves.items()):
         rnd, delay, (acc, quality) = _column(c, "round"), _column(c, "delay_s"), _quality(c)
         color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        lw = 1.2 + 0.6 * (len(curves) - 1 - i)   # earlier lines wider: one hidden under a later one still shows
         ok = rnd.notna() & delay.notna()
         mean_s = float(delay[ok].mean()) if ok.any() else math.nan
-        ax_delay.plot(rnd[ok], delay[ok] / div, "o-", ms=3, lw=1.4, color=color,
+        ax_delay.plot(rnd[ok], delay[ok] / div, "o-", ms=3, lw=lw, color=color,
                       label=f"{label} (mean {mean_s / div:.3g} {unit})")
         ok = rnd.notna() & acc.notna() & (rnd > 0)
         shown += acc[ok].tolist()
-        ax_acc.plot(rnd[ok], acc[ok], "o-", ms=3, lw=1.4, color=color, label=str(label))
+        ax_acc.plot(rnd[ok], acc[ok], "o-", ms=3, lw=lw, color=color, label=str(label))
     ax_delay.set_ylabel(f"system delay per epoch ({unit})")
     ax_delay.set_ylim(bottom=0)
     ax_delay.grid(True, alpha=0.3)
-    ax_delay.legend(fontsize=8, loc="upper right")
+    ax_delay.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _quality_axis(ax_acc, quality if curves else "accuracy (%)", shown)
     ax_acc.set_xlabel("decision epoch (round)")
     ax_acc.grid(True, alpha=0.3)
