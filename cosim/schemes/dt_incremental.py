@@ -25,6 +25,10 @@ Modelling choices: the users' domain schedule (`domains`, every `drift_every_rou
 user at its own phase); a model starts untrained on any domain (drift indicator 1), so the first
 large-timescale decision retrains it; models are not evaluated at a cost (a measurement).
 Not resumable: the users' models and data streams are not a round_loop state yet.
+
+Reproduces: arXiv 2411.18329, the two-timescale DRL allocation's lower long-term system delay at kept
+accuracy — scenarios/dt_incremental.yaml,
+tests/test_dt_incremental.py::test_the_two_timescale_drl_scheme_has_the_lowest_long_term_delay_at_kept_accuracy.
 """
 from __future__ import annotations
 
