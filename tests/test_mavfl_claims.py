@@ -50,3 +50,20 @@ def test_whale_fl_adaptive_reaches_target_sooner_than_fixed(tmp_path):
     fixed, _ = _time_to_target(tmp_path, "whale_fl.yaml", assignment="fixed", rounds=10)
     print(f"WHALE-FL time to {TARGET}: adaptive {adaptive:.1f} s, fixed {fixed:.1f} s, ratio {adaptive / fixed:.3f}")
     assert adaptive < fixed
+
+
+def test_whale_fl_adaptive_depth_against_fixed_depths(tmp_path):
+    """Subnetworks of depth (issue 17 §4): adaptive against fixed sizes on scenarios/whale_fl_depth.yaml,
+    as the claims row measures it; the step-time mechanism must show (a shallower subnetwork steps
+    faster), whatever the time to target says — printed, and asserted only for the mechanism."""
+    from cosim.claims import CLAIMS
+    from cosim.claims.federated import whale_fl_depth_runs
+    from cosim.claims.runner import Runner
+
+    runner = Runner(tmp_path)
+    runs = whale_fl_depth_runs(runner)
+    out = CLAIMS["whale_fl_depth"].measure(runner)   # the same runs (cached by the runner)
+    print(f"\nwhale_fl_depth: {out.number} — {'shown' if out.shown else 'not shown'}: {out.why}")
+    step_s = {label: (r.events[r.events.kind == "train"].t_end - r.events[r.events.kind == "train"].t_start).mean()
+              for label, r in runs.items()}
+    assert step_s["fixed depth 1"] < step_s["fixed"]
