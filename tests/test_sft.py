@@ -56,7 +56,7 @@ def test_under_the_roofline_the_controller_times_steps_as_the_simulation_does(tm
     under the roofline (the default), the predicted round delay is the simulated one: the controller
     times each measured step with the node's own `step_duration_s` (timed by FLOPs alone it predicted
     0.968 of it)."""
-    raw = _static_sft(tmp_path)
+    raw = _static_sft(tmp_path, rounds=2)
     raw["network"]["medium"]["bandwidth_hz"] = 1e9
     r = _run(raw, **{"control.lossless": "none"})
     ev = r.events
@@ -66,7 +66,7 @@ def test_under_the_roofline_the_controller_times_steps_as_the_simulation_does(tm
     d = _decisions(r)
     predicted = d[d.setting == "predicted_round_s"].set_index("round").value.astype(float)
     simulated = r.rounds.set_index("round").sim_time_s.diff().dropna()
-    assert len(predicted) == len(simulated) == 3
+    assert len(predicted) == len(simulated) == 2
     assert (predicted / simulated).to_numpy() == pytest.approx(1.0, abs=2e-3)
 
 
