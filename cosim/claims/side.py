@@ -28,6 +28,8 @@ def mobillm(runner) -> Outcome:
 #: MobiLLM over more rounds (issue 17 §4): rounds run (quick: on the tiny model), the side networks'
 #: reductions (adapter width = hidden // reduction: 192, 48, 12 on MiniLM; 8 is the shipped one)
 MOBILLM_ROUNDS, MOBILLM_QUICK_ROUNDS, SIDE_REDUCTIONS = 10, 6, (2, 8, 32)
+#: the late rounds whose mean gap says whether it closes
+LATE_ROUNDS = 3
 
 
 @claim("mobillm_rounds", paper="MobiLLM, Li et al., arXiv 2502.20421",
@@ -40,13 +42,17 @@ def mobillm_rounds(runner) -> Outcome:
     shipped = gaps[f"reduction {SIDE_REDUCTIONS[1]}"]
     at = min(3, len(shipped))   # the shipped scenario's rounds
     best = max(gaps, key=lambda k: gaps[k][-1])
-    closes = shipped[-1] > shipped[at - 1]
+    late = {k: sum(g[-LATE_ROUNDS:]) / len(g[-LATE_ROUNDS:]) for k, g in gaps.items()}   # one round's accuracy is noisy
+    closes = late[f"reduction {SIDE_REDUCTIONS[1]}"] > shipped[at - 1]
     return Outcome(number=(f"gap to on-device LoRA after {at} → {rounds} rounds: "
-                           + "; ".join(f"{k} {g[at - 1]:+.3f} → {g[-1]:+.3f}" for k, g in gaps.items())),
+                           + "; ".join(f"{k} {g[at - 1]:+.3f} → {g[-1]:+.3f}" for k, g in gaps.items())
+                           + f" (mean of the last {LATE_ROUNDS} rounds: "
+                           + ", ".join(f"{k} {v:+.3f}" for k, v in late.items()) + ")"),
                    shown=gaps[best][-1] >= -MOBILLM_MARGIN,
                    why=(f"the shipped side network's gap {'narrows' if closes else 'does not narrow'} with rounds "
-                        f"({shipped[at - 1]:+.3f} → {shipped[-1]:+.3f}); best after {rounds} rounds: {best} "
-                        f"({gaps[best][-1]:+.3f}, allowed −{MOBILLM_MARGIN})"),
+                        f"({shipped[at - 1]:+.3f} after {at}, {late[f'reduction {SIDE_REDUCTIONS[1]}']:+.3f} over the "
+                        f"last {LATE_ROUNDS}); best after {rounds} rounds: {best} ({gaps[best][-1]:+.3f}, allowed "
+                        f"−{MOBILLM_MARGIN})"),
                    curves={k: (list(range(1, len(g) + 1)), g) for k, g in gaps.items()},
                    x_label="round", y_label="accuracy − on-device LoRA's")
 
