@@ -5,7 +5,8 @@ reported, never tuned.
   selection): scenarios/mavfl_highway.yaml, UCB vs random, the same seed, cars and partition; time to
   the first round whose held-out accuracy reaches TARGET.
 - WHALE-FL: scenarios/whale_fl.yaml, adaptive vs fixed subnetwork assignment under the same dynamic
-  conditions; time to TARGET.
+  conditions; time to TARGET. Subnetworks of depth: scenarios/whale_fl_depth.yaml (the claims row
+  whale_fl_depth: adaptive, fixed, every device at depth 1).
 """
 from __future__ import annotations
 
