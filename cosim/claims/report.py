@@ -46,11 +46,11 @@ def run_claims(out_dir="results/claims", *, quick: bool = False, only: list[str]
                      "why": outcome.why, "figure": figure, "wall_s": round(time.monotonic() - t0, 1)})
         if progress:
             print(f"{key}: {outcome.number} — {rows[-1]['shown']}", flush=True)
-    _write(out, rows, quick)
+    _write(out, rows, quick, reused=runner.reused)
     return rows
 
 
-def _write(out: Path, rows: list[dict], quick: bool) -> None:
+def _write(out: Path, rows: list[dict], quick: bool, reused: list[str] = ()) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS)
     w.writeheader()
@@ -64,7 +64,10 @@ def _write(out: Path, rows: list[dict], quick: bool) -> None:
     shown = sum(r["shown"] == "shown" for r in rows)
     lines = ["# The papers' claims, measured by cosim", "",
              f"Written by `cosim claims{' --quick' if quick else ''}` ({mode}). {shown} of {len(rows)} claims shown. "
-             "Every number below was measured by this run; `claims.csv` has the same rows, `figures/` one figure "
+             + ("Every number below was measured by this run" if not reused else
+                "Every number below was measured by this report's runs (read back with `--reuse`: "
+                + ", ".join(reused) + ")")
+             + "; `claims.csv` has the same rows, `figures/` one figure "
              "per row.", "",
              "| scheme | paper | claim | our scenario | our number | shown? | why | figure |",
              "|---|---|---|---|---|---|---|---|"]

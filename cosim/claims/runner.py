@@ -51,6 +51,7 @@ class Runner:
         self.out_dir, self.quick, self.progress, self.reuse = Path(out_dir), quick, progress, reuse
         self._cache: dict[str, object] = {}
         self._schemes: dict[str, dict] = {}
+        self.reused: list[str] = []   # labels read back from finished runs (`reuse`)
 
     def raw(self, scenario: str, scheme: dict | None = None, quick_rounds: int = QUICK_ROUNDS,
             drop: tuple[str, ...] = ()) -> dict:
@@ -79,6 +80,8 @@ class Runner:
             self._schemes[label] = raw["scheme"]
             raw["outputs"] = {"dir": str(self.out_dir / "runs"), "progress": False, "plots": []}
             done = self.finished(label, raw) if self.reuse else None
+            if done:
+                self.reused.append(label)
             self._cache[label] = load_run(done) if done else cosim.run(raw, progress=False, plots=False)
         return self._cache[label]
 
