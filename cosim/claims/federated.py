@@ -120,7 +120,8 @@ def whale_fl_depth(runner) -> Outcome:
     return Outcome(number=", ".join(f"{label} {t:.1f} s" for label, t in times.items())
                    + f" to accuracy {target:.3f} (ratio {ratio:.2f}); mean step "
                    + ", ".join(f"{label} {s:.3g} s" for label, s in steps.items()),
-                   shown=ours < rest, why=f"adaptive takes {ratio:.2f}x the best fixed schedule's time to {target:.3f}; "
+                   shown=ours < rest,
+                   why=f"adaptive takes {ratio:.2f}x the best fixed schedule's time to {target:.3f}; "
                                           f"final accuracy " + ", ".join(f"{label} {final_accuracy(r):.3f}"
                                                                          for label, r in runs.items()),
                    curves={label: curve(r) for label, r in runs.items()}, x_label="simulated time (s)")

@@ -62,8 +62,8 @@ def mobillm_gaps(runner) -> tuple[int, dict[str, list[float]]]:
     on scenarios/mobillm_phone.yaml run for MOBILLM_ROUNDS rounds (MOBILLM_QUICK_ROUNDS quick)."""
     rounds = MOBILLM_QUICK_ROUNDS if runner.quick else MOBILLM_ROUNDS
     scenario = "scenarios/mobillm_phone.yaml"
-    base = _trained_accuracy(runner.run(f"local_lora-phone-{rounds}r", scenario, {"name": "local_lora", "rounds": rounds},
-                                        quick_rounds=rounds))
+    base = _trained_accuracy(runner.run(f"local_lora-phone-{rounds}r", scenario,
+                                        {"name": "local_lora", "rounds": rounds}, quick_rounds=rounds))
     gaps = {}
     for r in SIDE_REDUCTIONS:
         side = runner.run(f"mobillm-{rounds}r-reduction{r}", scenario,

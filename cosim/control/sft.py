@@ -121,7 +121,8 @@ class SftController(Controller):
         r_up, r_down = dev.rate_bps(share, True), dev.rate_bps(share, False)
         if r_up <= 0 or r_down <= 0:
             return math.inf, math.inf, math.inf
-        a = (k * (_device_step_s(dev, cost.fwd_cost, cost.fwd_flops) + _device_step_s(dev, cost.bwd_cost, cost.bwd_flops)
+        a = (k * (_device_step_s(dev, cost.fwd_cost, cost.fwd_flops)
+                  + _device_step_s(dev, cost.bwd_cost, cost.bwd_flops)
                   + server_step_s(cost.server_cost if cost.server_cost is not None
                                   else StepCost(cost.server_flops, 0)))
              + cost.model_bytes * BITS_PER_BYTE * (1 / r_up + 1 / r_down))

@@ -70,7 +70,8 @@ def client_update(sim, cfg, dev, server, global_state, *, step=None, after_train
         sent = ahead.state() if ahead else local.state()
         if trains is not None:
             sent = {n: sent[n] for n in trained}
-        upload = yield from sim.send(dev, server, sent, kind="model_up", codec=cfg.codec(sim, f"compression/{dev.name}"))
+        upload = yield from sim.send(dev, server, sent, kind="model_up",
+                                     codec=cfg.codec(sim, f"compression/{dev.name}"))
     return upload, learner.num_samples(dev.name), sum(losses) / len(losses)
 
 

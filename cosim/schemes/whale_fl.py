@@ -214,7 +214,8 @@ def choose_rank(cfg: WhaleFlConfig, ranks: list[int], share: float, stage: float
 
 
 @scheme("whale_fl", config=WhaleFlConfig,
-        summary="WHALE-FL: each device picks a subnetwork (LoRA rank slice or top blocks) per round from its conditions")
+        summary="WHALE-FL: each device picks a subnetwork (LoRA rank slice or top blocks) per round from its "
+                "conditions")
 def run(sim, cfg: WhaleFlConfig):
     learner, server = sim.learner, sim.edge[0]
     server.memory.resident("weights", learner.weight_bytes())
