@@ -120,7 +120,7 @@ def _cmd_claims(args) -> int:
     unknown = sorted(set(only or []) - set(CLAIMS))
     if unknown:
         raise ScenarioError([f"cosim claims --only: unknown rows {unknown}; allowed: {', '.join(CLAIMS)}"])
-    rows = run_claims(args.out, quick=args.quick, only=only, progress=not args.quiet)
+    rows = run_claims(args.out, quick=args.quick, only=only, progress=not args.quiet, reuse=args.reuse)
     shown = sum(r["shown"] == "shown" for r in rows)
     print(f"{shown} of {len(rows)} claims shown; report: {args.out}/claims.md")
     return 0
@@ -238,6 +238,8 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--only", default=None, help="comma-separated rows (scheme names, thz_isac), default: all")
     cl.add_argument("--out", default="results/claims", help="report folder (default results/claims)")
     cl.add_argument("--quiet", action="store_true", help="no line per row")
+    cl.add_argument("--reuse", action="store_true", help="read back finished runs of the same scenario already in "
+                    "<out>/runs instead of running them again (an interrupted report goes on)")
     cl.set_defaults(fn=_cmd_claims)
     s = sub.add_parser("schemes", help="list the schemes")
     s.set_defaults(fn=_cmd_schemes)

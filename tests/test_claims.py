@@ -98,3 +98,20 @@ def test_claim_is_shown(key, tmp_path):
     (row,) = run_claims(tmp_path, only=[key])
     print(f"\n{key}: {row['our_number']} — {row['shown']}: {row['why']}")
     assert row["shown"] == "shown", row["why"]
+
+
+def test_reuse_reads_back_a_finished_run_of_the_same_scenario_and_runs_a_changed_one(tmp_path):
+    """`cosim claims --reuse`: an interrupted report goes on from the runs it finished, never from a
+    run of another scenario under the same label."""
+    from cosim.claims.runner import Runner
+
+    one_round = {"name": "fedavg", "rounds": 1, "local_steps": 1}
+    first = Runner(tmp_path).run("a", "scenarios/tiny.yaml", one_round)
+    again = Runner(tmp_path, reuse=True).run("a", "scenarios/tiny.yaml", one_round)
+    assert again.dir == first.dir
+    host = {"wall_time_s"}   # the host's clock: the folder keeps the last flush's
+    assert {k: v for k, v in again.summary.items() if k not in host} == \
+        {k: v for k, v in first.summary.items() if k not in host}
+    assert len(again.events) == len(first.events) and list(again.rounds.accuracy) == list(first.rounds.accuracy)
+    changed = Runner(tmp_path, reuse=True).run("a", "scenarios/tiny.yaml", {**one_round, "lr": 0.01})
+    assert changed.dir != first.dir

@@ -10,6 +10,7 @@ import cosim
 from cosim.control import ControlLoop, Decision, DecisionError
 from cosim.control.controllers import Controller
 from cosim.cli import main
+from cosim.world.profiles import PROFILES
 from conftest import tiny_scenario
 
 
@@ -48,6 +49,25 @@ def test_the_predicted_round_delay_matches_the_simulated_one_on_a_static_channel
     assert len(predicted) == len(simulated) == 3
     ratio = (predicted / simulated).to_numpy()
     assert ratio == pytest.approx(1.0, abs=0.05), ratio
+
+
+def test_under_the_roofline_the_controller_times_steps_as_the_simulation_does(tmp_path):
+    """With a radio fast enough that compute dominates the round, and tiny steps that are memory-bound
+    under the roofline (the default), the predicted round delay is the simulated one: the controller
+    times each measured step with the node's own `step_duration_s` (timed by FLOPs alone it predicted
+    0.968 of it)."""
+    raw = _static_sft(tmp_path, rounds=2)
+    raw["network"]["medium"]["bandwidth_hz"] = 1e9
+    r = _run(raw, **{"control.lossless": "none"})
+    ev = r.events
+    steps = ev[(ev.category == "compute") & (ev.node == "d0_0") & (ev.flops > 0)]
+    compute_bound_s = steps.flops / PROFILES["jetson-nano"].effective_flops
+    assert ((steps.t_end - steps.t_start) > 1.05 * compute_bound_s).any()   # memory-bound steps in the round
+    d = _decisions(r)
+    predicted = d[d.setting == "predicted_round_s"].set_index("round").value.astype(float)
+    simulated = r.rounds.set_index("round").sim_time_s.diff().dropna()
+    assert len(predicted) == len(simulated) == 2
+    assert (predicted / simulated).to_numpy() == pytest.approx(1.0, abs=2e-3)
 
 
 def test_sft_decides_cuts_compression_and_shares_and_the_trace_shows_them(tmp_path):

@@ -25,7 +25,9 @@ def _table(tmp_path):
     "60.5 MB vs 509.7 MB (bytes -88.1 %), accuracy 0.750 vs 0.790 — short of the paper's -80.2 % / -93.6 %: "
     "the RPi-4 devices' own compute (~2.7 s a round at cut 1) bounds SFT's round, and the controller "
     "minimises delay, leaving the devices on good links barely compressed (bytes are a side effect). "
-    "compression-only reached -52.7 % delay and -95.9 % bytes (accuracy 0.733)"))
+    "compression-only reached -52.7 % delay and -95.9 % bytes (accuracy 0.733). Remeasured with the roofline "
+    "default, common random numbers and the roofline-timed controller (cosim claims --only sft, 2026-11-26): "
+    "13.53 s vs 55.60 s (delay -75.7 %), 53.4 MB vs 412.9 MB (bytes -87.1 %), accuracy 0.763 vs 0.767"))
 def test_sft_cuts_delay_and_bytes_against_uncompressed_fixed_cut(tmp_path):
     table = _table(tmp_path)
     base, sft = table.loc["splitfed-uncompressed"], table.loc["sft"]

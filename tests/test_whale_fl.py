@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import cosim
-from cosim.schemes.whale_fl import aggregate_nested, choose_rank, slice_state, utility, WhaleFlConfig
+from cosim.schemes.whale_fl import aggregate_blocks, aggregate_nested, choose_rank, slice_state, utility, WhaleFlConfig
 from conftest import tiny_scenario
 
 A, B, HEAD = "x.lora_A.default.weight", "x.lora_B.default.weight", "head.weight"
@@ -69,3 +69,39 @@ def test_every_chosen_subnetwork_fits_memory_at_that_moment(tmp_path, assignment
         ranks = [int(re.search(r"rank=(\d+)", d).group(1)) for d in ev[ev.kind == "train"].detail]
         assert min(ranks) < max(ranks)
         assert up.bytes.min() < up.bytes.max()
+
+
+def test_blocks_average_over_the_devices_that_trained_them_and_the_rest_keep_their_value():
+    low, high = "blocks.0.lora_A.default.weight", "blocks.1.lora_A.default.weight"
+    g = {low: torch.full((2,), 9.0), high: torch.full((2,), 9.0), HEAD: torch.zeros(1, 2)}
+    top_only = {high: torch.full((2,), 1.0), HEAD: torch.full((1, 2), 4.0)}
+    both = {low: torch.full((2,), 5.0), high: torch.full((2,), 3.0), HEAD: torch.full((1, 2), 8.0)}
+    out = aggregate_blocks(g, [top_only, both], [1.0, 3.0])
+    torch.testing.assert_close(out[high], torch.full((2,), 2.5))      # (1·1 + 3·3) / 4
+    torch.testing.assert_close(out[low], torch.full((2,), 5.0))       # only `both` trained it
+    torch.testing.assert_close(out[HEAD], torch.full((1, 2), 7.0))
+    assert aggregate_blocks(g, [top_only], [1.0])[low].eq(9.0).all()  # nobody trained it: kept
+
+
+def _fixed_depth(tmp_path, depth: int):
+    raw = tiny_scenario(tmp_path / f"depth{depth}")
+    raw["model"]["tiny"] = {"layers": 4}
+    raw["devices"] = [{"count": 2, "profile": "jetson-nano"}]
+    raw["scheme"] = {"name": "whale_fl", "subnetwork": "depth", "assignment": "fixed", "depths": [depth],
+                     "rounds": 1, "local_steps": 2, "batch_size": 8}
+    ev = cosim.run(raw, progress=False, plots=False).events
+    train = ev[ev.kind == "train"]
+    assert set(train.detail) == {f"depth={depth}"}
+    return train, ev[ev.kind == "model_up"], ev[ev.kind == "model_down"]
+
+
+def test_a_shallower_subnetwork_steps_faster_and_uploads_only_its_top_blocks(tmp_path):
+    """Depth subnetworks (issue 17 §4): backward stops below the top k blocks, so step FLOPs and
+    time follow k (a LoRA rank barely moves them); the upload is the top k blocks' adapters and
+    the head, the download every adapter (the forward pass runs through all of them)."""
+    train1, up1, down1 = _fixed_depth(tmp_path, 1)
+    train4, up4, down4 = _fixed_depth(tmp_path, 4)
+    assert train1.flops.max() < 0.75 * train4.flops.min()
+    assert (train1.t_end - train1.t_start).max() < (train4.t_end - train4.t_start).min()
+    assert up1.bytes.max() < 0.5 * up4.bytes.min()
+    assert set(down1.bytes) == set(down4.bytes) == set(up4.bytes)   # depth 4 = every block: all of it

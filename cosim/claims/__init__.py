@@ -28,6 +28,7 @@ class Outcome:
     bars: dict[str, float] = field(default_factory=dict)
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     x_label: str = ""
+    y_label: str = "held-out accuracy"   # of the curves
 
 
 @dataclass

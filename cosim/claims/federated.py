@@ -105,6 +105,44 @@ def whale_fl(runner) -> Outcome:
                            "whale_fl")
 
 
+@claim("whale_fl_depth", paper="WHALE-FL (wireless- and heterogeneity-aware FL with adaptive subnetworks)",
+       says="adapting each device's subnetwork to its compute and link reaches the target sooner than fixed sizes "
+            "(subnetworks of depth: the top k blocks train, so the size changes the step time)",
+       scenario="scenarios/whale_fl_depth.yaml",
+       test="tests/test_mavfl_claims.py::test_whale_fl_adaptive_depth_against_fixed_depths")
+def whale_fl_depth(runner) -> Outcome:
+    runs = whale_fl_depth_runs(runner)
+    target = common_target(runs.values(), TARGET)
+    times = {label: time_to_accuracy(r, target) for label, r in runs.items()}
+    steps = {label: _mean_train_step_s(r) for label, r in runs.items()}
+    ours, rest = times["adaptive"], min(t for label, t in times.items() if label != "adaptive")
+    ratio = ours / rest if rest > 0 else float("inf")
+    return Outcome(number=", ".join(f"{label} {t:.1f} s" for label, t in times.items())
+                   + f" to accuracy {target:.3f} (ratio {ratio:.2f}); mean step "
+                   + ", ".join(f"{label} {s:.3g} s" for label, s in steps.items()),
+                   shown=ours < rest,
+                   why=f"adaptive takes {ratio:.2f}x the best fixed schedule's time to {target:.3f}; "
+                                          f"final accuracy " + ", ".join(f"{label} {final_accuracy(r):.3f}"
+                                                                         for label, r in runs.items()),
+                   curves={label: curve(r) for label, r in runs.items()}, x_label="simulated time (s)")
+
+
+def whale_fl_depth_runs(runner) -> dict:
+    """The depth row's runs: the adaptive schedule, the fixed one (each device's depth at full
+    capacity) and every device at depth 1 (the smallest, fastest subnetwork), 10 rounds (4 quick)."""
+    schedules = {"adaptive": {"assignment": "adaptive"}, "fixed": {"assignment": "fixed"},
+                 "fixed depth 1": {"assignment": "fixed", "depths": [1]}}
+    return {label: runner.run(f"whale_fl_depth-{label.replace(' ', '')}", "scenarios/whale_fl_depth.yaml",
+                              {"name": "whale_fl", **scheme}, quick_rounds=4)
+            for label, scheme in schedules.items()}
+
+
+def _mean_train_step_s(result) -> float:
+    """Mean simulated duration of a run's training steps."""
+    train = result.events[result.events.kind == "train"]
+    return float((train.t_end - train.t_start).mean())
+
+
 #: seeds of the multi-seed MAVFL row (issue 17 §4: at least three)
 EXODUS_SEEDS = (3, 4, 5)
 #: FLOPs of a MiniLM step (hidden 384, 64 tokens, batch 16) over a quick tiny-bert step (hidden 64, 32

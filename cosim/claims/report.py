@@ -22,13 +22,14 @@ COLUMNS = ["scheme", "paper", "claim", "scenario", "test", "our_number", "shown"
 
 
 def run_claims(out_dir="results/claims", *, quick: bool = False, only: list[str] | None = None,
-               progress: bool = False) -> list[dict]:
-    """Measure the rows `only` (all when None) and write the report into `out_dir`; returns the rows."""
+               progress: bool = False, reuse: bool = False) -> list[dict]:
+    """Measure the rows `only` (all when None) and write the report into `out_dir`; returns the rows.
+    `reuse`: read back finished runs of the same scenario already in `out_dir`/runs (Runner)."""
     out = Path(out_dir)
     unknown = sorted(set(only or []) - set(CLAIMS))
     if unknown:
         raise KeyError(f"unknown claims rows {unknown}; known: {', '.join(CLAIMS)}")
-    runner, rows = Runner(out, quick=quick, progress=progress), []
+    runner, rows = Runner(out, quick=quick, progress=progress, reuse=reuse), []
     for key, c in CLAIMS.items():
         if only and key not in only:
             continue
@@ -45,11 +46,11 @@ def run_claims(out_dir="results/claims", *, quick: bool = False, only: list[str]
                      "why": outcome.why, "figure": figure, "wall_s": round(time.monotonic() - t0, 1)})
         if progress:
             print(f"{key}: {outcome.number} — {rows[-1]['shown']}", flush=True)
-    _write(out, rows, quick)
+    _write(out, rows, quick, reused=runner.reused)
     return rows
 
 
-def _write(out: Path, rows: list[dict], quick: bool) -> None:
+def _write(out: Path, rows: list[dict], quick: bool, reused: list[str] = ()) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS)
     w.writeheader()
@@ -63,7 +64,10 @@ def _write(out: Path, rows: list[dict], quick: bool) -> None:
     shown = sum(r["shown"] == "shown" for r in rows)
     lines = ["# The papers' claims, measured by cosim", "",
              f"Written by `cosim claims{' --quick' if quick else ''}` ({mode}). {shown} of {len(rows)} claims shown. "
-             "Every number below was measured by this run; `claims.csv` has the same rows, `figures/` one figure "
+             + ("Every number below was measured by this run" if not reused else
+                "Every number below was measured by this report's runs (read back with `--reuse`: "
+                + ", ".join(reused) + ")")
+             + "; `claims.csv` has the same rows, `figures/` one figure "
              "per row.", "",
              "| scheme | paper | claim | our scenario | our number | shown? | why | figure |",
              "|---|---|---|---|---|---|---|---|"]
@@ -85,7 +89,7 @@ def _figure(c, outcome: Outcome, path: Path, quick: bool) -> str:
         for label, (x, y) in outcome.curves.items():
             ax.plot(x, y, marker="o", label=label)
         ax.set_xlabel(outcome.x_label)
-        ax.set_ylabel("held-out accuracy")
+        ax.set_ylabel(outcome.y_label)
         ax.legend(fontsize=8)
     else:
         labels, values = list(outcome.bars), [v if math.isfinite(v) else 0.0 for v in outcome.bars.values()]

@@ -1,7 +1,10 @@
 """Runs the scenarios the claims rows measure: as shipped, or shrunk (`quick`) to a tiny model, a
 few rounds and at most four devices per group — the same shrink as tools/fingerprint.py, so a
 quick report takes minutes and says what the mechanism does, not what the paper's model reaches.
-Runs are cached by label within one report (a baseline shared by several rows runs once)."""
+Runs are cached by label within one report (a baseline shared by several rows runs once); with
+`reuse`, a finished run of the same label and the same resolved scenario already in `out_dir`/runs
+is read back instead of run again (a long report interrupted, or its runs made by the claims tests,
+goes on from there)."""
 from __future__ import annotations
 
 import copy
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from ..results import load_run
 from ..schemes import SCHEMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +47,11 @@ def shrink(raw: dict, rounds: int = QUICK_ROUNDS) -> dict:
 class Runner:
     """Runs scenario files for the claims rows, into `out_dir`/runs/<label>."""
 
-    def __init__(self, out_dir, quick: bool = False, progress: bool = False):
-        self.out_dir, self.quick, self.progress = Path(out_dir), quick, progress
+    def __init__(self, out_dir, quick: bool = False, progress: bool = False, reuse: bool = False):
+        self.out_dir, self.quick, self.progress, self.reuse = Path(out_dir), quick, progress, reuse
         self._cache: dict[str, object] = {}
         self._schemes: dict[str, dict] = {}
+        self.reused: list[str] = []   # labels read back from finished runs (`reuse`)
 
     def raw(self, scenario: str, scheme: dict | None = None, quick_rounds: int = QUICK_ROUNDS,
             drop: tuple[str, ...] = ()) -> dict:
@@ -74,8 +79,27 @@ class Runner:
             raw["name"] = label
             self._schemes[label] = raw["scheme"]
             raw["outputs"] = {"dir": str(self.out_dir / "runs"), "progress": False, "plots": []}
-            self._cache[label] = cosim.run(raw, progress=False, plots=False)
+            done = self.finished(label, raw) if self.reuse else None
+            if done:
+                self.reused.append(label)
+            self._cache[label] = load_run(done) if done else cosim.run(raw, progress=False, plots=False)
         return self._cache[label]
+
+    def finished(self, label: str, raw: dict) -> Path | None:
+        """The newest finished run folder of `label` under out_dir/runs (its events merged: the run
+        ended) whose resolved scenario, outputs aside, is the one `raw` resolves to; None if none."""
+        import cosim
+
+        def resolved(text: str) -> dict:
+            sc = yaml.safe_load(text)
+            sc.pop("outputs", None)
+            return sc
+
+        want = resolved(cosim.load(raw).to_yaml())
+        for run_dir in sorted((self.out_dir / "runs" / label).glob("*/"), reverse=True):
+            if (run_dir / "events.parquet").is_file() and resolved((run_dir / "scenario.yaml").read_text()) == want:
+                return run_dir
+        return None
 
 
     def scheme(self, label: str) -> dict:

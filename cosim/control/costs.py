@@ -29,6 +29,10 @@ class CutCosts:
     model_bytes: int                 # the device part's trainable state on the wire (each way, each round)
     activations: list[Activation]    # the probes' cut activations (to encode with candidate codecs)
     gradients: list[torch.Tensor]    # the probes' activation gradients
+    #: the measured StepCosts of the three steps (FLOPs and bytes moved), to time them as the nodes will
+    fwd_cost: object = None
+    bwd_cost: object = None
+    server_cost: object = None
 
 
 @dataclass
@@ -96,5 +100,6 @@ def measure_split_costs(sim, server, cuts, top, batch_size: int) -> SplitCosts:
             cut=cut, fwd_flops=fwd.flops, bwd_flops=bwd.flops, server_flops=srv.flops,
             saved_bytes=fwd.saved_activation_bytes,
             part_bytes=learner.weight_bytes(0, cut) + learner.training_state_bytes(names),
-            model_bytes=len(sim.codec.encode(state)), activations=acts, gradients=grads)
+            model_bytes=len(sim.codec.encode(state)), activations=acts, gradients=grads,
+            fwd_cost=fwd, bwd_cost=bwd, server_cost=srv)
     return out

@@ -5,9 +5,11 @@ The paper's abstract is what we have; the formulation here is ours and says so:
 
 - **Round delay model.** Device i with cut c, top-k keep ratio ρ (kept values quantized to `bits`,
   then losslessly coded) and band share s finishes its round in
-  T_i = M(c)/R↓(s) + K·[F_fwd(c)/f_i + A(c,ρ)/R↑(s) + F_srv(c)/f_srv + G(c,ρ)/R↓(s) + F_bwd(c)/f_i] + M(c)/R↑(s)
-  — the part's download, K local split steps, the part's upload — with FLOPs F measured by the run's
-  meter on a probe batch (`costs.measure_split_costs`), bytes A (activation up), G (gradient down),
+  T_i = M(c)/R↓(s) + K·[t_i(fwd(c)) + A(c,ρ)/R↑(s) + t_srv(srv(c)) + G(c,ρ)/R↓(s) + t_i(bwd(c))] + M(c)/R↑(s)
+  — the part's download, K local split steps, the part's upload — with the steps' costs (FLOPs and
+  bytes moved) measured by the run's meter on a probe batch (`costs.measure_split_costs`) and timed
+  by the node's own compute model, t = FLOPs / f or, under the roofline, max(FLOPs / f, bytes moved /
+  memory bandwidth) (`Node.step_duration_s`), bytes A (activation up), G (gradient down),
   M (the device part) measured by encoding the probe with the real codecs, R the Shannon rate of
   the share at the link's current large-scale state. The round takes max_i T_i (server queueing is
   not modelled: the edge server's steps are short next to the radio; the prediction test bounds
@@ -34,13 +36,16 @@ The paper's abstract is what we have; the formulation here is ours and says so:
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from scipy.optimize import minimize
 
+from ..learn.accounting import StepCost
 from ..learn.compress import CompressionConfig, make_codec
 from .controllers import Controller
 from .decision import Decision
+from .view import step_seconds
 
 BITS_PER_BYTE = 8
 #: keep ratios at which bytes and distortion are measured on the probe (interpolated between, in log ρ)
@@ -106,28 +111,34 @@ class SftController(Controller):
         return float(np.interp(x, lk, up)), float(np.interp(x, lk, down)), float(np.interp(x, lk, dist))
 
     # --- the delay model -------------------------------------------------------------------------
-    def delay_terms(self, dev, cut: int, share: float, ctx, server_flops_per_s: float) -> tuple[float, float, float]:
+    def delay_terms(self, dev, cut: int, share: float, ctx, server_step_s) -> tuple[float, float, float]:
         """(a, b, g) with T_i = a + b·A + g·G for activation bytes A and gradient bytes G per step:
-        a the compute and part-exchange time, b and g = K·8 / rate up and down (inf when a rate is 0)."""
+        a the compute and part-exchange time, b and g = K·8 / rate up and down (inf when a rate is 0).
+        A step's time is the node's own compute model on its measured cost (`view.step_seconds`: the
+        roofline's max of FLOPs and bytes moved, as the simulation charges it); `server_step_s(cost)`
+        times the server's."""
         cost, k = ctx["costs"][cut], ctx["local_steps"]
         r_up, r_down = dev.rate_bps(share, True), dev.rate_bps(share, False)
         if r_up <= 0 or r_down <= 0:
             return math.inf, math.inf, math.inf
-        a = (k * ((cost.fwd_flops + cost.bwd_flops) / dev.flops_per_s + cost.server_flops / server_flops_per_s)
+        a = (k * (_device_step_s(dev, cost.fwd_cost, cost.fwd_flops)
+                  + _device_step_s(dev, cost.bwd_cost, cost.bwd_flops)
+                  + server_step_s(cost.server_cost if cost.server_cost is not None
+                                  else StepCost(cost.server_flops, 0)))
              + cost.model_bytes * BITS_PER_BYTE * (1 / r_up + 1 / r_down))
         return a, k * BITS_PER_BYTE / r_up, k * BITS_PER_BYTE / r_down
 
-    def device_round_s(self, dev, cut: int, keep: float, share: float, ctx, server_flops_per_s: float) -> float:
+    def device_round_s(self, dev, cut: int, keep: float, share: float, ctx, server_step_s) -> float:
         """T_i of the module docstring for one device."""
-        a, b, g = self.delay_terms(dev, cut, share, ctx, server_flops_per_s)
+        a, b, g = self.delay_terms(dev, cut, share, ctx, server_step_s)
         if math.isinf(a):
             return math.inf
         up_b, down_b, _ = self._bytes_and_distortion(cut, keep, ctx)
         return a + b * up_b + g * down_b
 
     def predict_round_s(self, view, cuts, keeps, shares) -> float:
-        ctx, f_srv = view.extra, next(iter(view.server_flops_per_s.values()))
-        times = [self.device_round_s(d, cuts[d.name], keeps[d.name], shares[d.name], ctx, f_srv)
+        ctx, srv_s = view.extra, server_step_s(view)
+        times = [self.device_round_s(d, cuts[d.name], keeps[d.name], shares[d.name], ctx, srv_s)
                  for d in view.devices if d.in_coverage]
         return max(times) if times else 0.0
 
@@ -165,20 +176,20 @@ class SftController(Controller):
 
     def _dense(self, view, devs, cuts, shares):
         """No compression (keep 1, float32): only the cut moves the delay."""
-        ctx, f_srv = view.extra, next(iter(view.server_flops_per_s.values()))
+        ctx, srv_s = view.extra, server_step_s(view)
         keeps = {d.name: 1.0 for d in devs}
-        return max(self.device_round_s(d, cuts[d.name], 1.0, shares[d.name], ctx, f_srv) for d in devs), keeps
+        return max(self.device_round_s(d, cuts[d.name], 1.0, shares[d.name], ctx, srv_s) for d in devs), keeps
 
     def _solve_keeps(self, view, devs, cuts, shares):
         """Augmented Lagrangian over x = (ρ_1..ρ_n, τ): min τ s.t. T_i(ρ_i) ≤ τ, Σ w_i D_i(ρ_i) ≤ ε.
 
         T_i(ρ) = a_i + b_i·A(c_i, ρ) + g_i·G(c_i, ρ) with a_i the compute and model-exchange time and
         b_i, g_i = K·8 / rate (`delay_terms`), vectorised over devices."""
-        ctx, f_srv, eps = view.extra, next(iter(view.server_flops_per_s.values())), self.config.distortion_bound
+        ctx, srv_s, eps = view.extra, server_step_s(view), self.config.distortion_bound
         lo = self.config.min_keep
         w = np.array([ctx["weights"][d.name] for d in devs], float)
         w = w / w.sum()
-        a, b, g = np.array([self.delay_terms(d, cuts[d.name], shares[d.name], ctx, f_srv) for d in devs]).T
+        a, b, g = np.array([self.delay_terms(d, cuts[d.name], shares[d.name], ctx, srv_s) for d in devs]).T
         if np.isinf(a).any():
             return math.inf, {x.name: 1.0 for x in devs}
         groups = {}
@@ -227,13 +238,13 @@ class SftController(Controller):
     # --- small timescale: band shares -------------------------------------------------------------
     def small(self, sim, view) -> Decision:
         ctx = view.extra
-        f_srv = next(iter(view.server_flops_per_s.values()))
+        srv_s = server_step_s(view)
         shares: dict[str, float] = {}
         for ap, members in view.by_ap().items():
             devs = [view.device(n) for n in members if view.device(n).in_coverage]
             if not devs:
                 continue
-            shares.update(self._solve_shares(devs, ctx, f_srv))
+            shares.update(self._solve_shares(devs, ctx, srv_s))
         self.shares.update(shares)
         if not shares:
             return Decision()
@@ -248,14 +259,14 @@ class SftController(Controller):
     def _keeps(self, view) -> dict[str, float]:
         return {d.name: self.keeps.get(d.name, 1.0) for d in view.devices}
 
-    def _solve_shares(self, devs, ctx, f_srv) -> dict[str, float]:
+    def _solve_shares(self, devs, ctx, srv_s) -> dict[str, float]:
         """SLSQP: min τ s.t. T_i(s_i) ≤ τ, Σ s_i ≤ 1, s_i ≥ min_share."""
         n, lo = len(devs), min(self.config.min_share, 1.0 / len(devs))
 
         def t_of(i, s):
             d = devs[i]
             return self.device_round_s(d, self.cuts.get(d.name, ctx["base_cut"]), self.keeps.get(d.name, 1.0),
-                                       max(s, 1e-6), ctx, f_srv)
+                                       max(s, 1e-6), ctx, srv_s)
 
         equal = np.full(n, 1.0 / n)
         scale = max(t_of(i, equal[i]) for i in range(n))
@@ -272,6 +283,18 @@ class SftController(Controller):
         if max(t_of(i, s[i]) for i in range(n)) > scale:   # never worse than the equal split
             s = equal
         return {d.name: float(v) for d, v in zip(devs, s)}
+
+
+def server_step_s(view):
+    """Seconds a step of a StepCost takes on the (first) serving server now, as the run times it."""
+    name, flops_per_s = next(iter(view.server_flops_per_s.items()))
+    return partial(step_seconds, flops_per_s=flops_per_s, step_s=view.server_step_s.get(name))
+
+
+def _device_step_s(dev, cost, flops: float) -> float:
+    """Seconds a device step takes now: its measured cost under the device's compute model (FLOPs
+    alone where the cost was not kept)."""
+    return step_seconds(cost if cost is not None else StepCost(flops, 0), dev.flops_per_s, dev.step_s)
 
 
 def _covered(view, cuts):

@@ -5,11 +5,14 @@ its link (path loss and shadowing, no fast fading — what RSRP/CQI reports aver
 and as a rate estimate for any share of the band, its position, and whether it is in coverage.
 From the run itself: the band of each access point and the serving server's FLOP/s. What the
 controller learns about costs (FLOPs per block, bytes per sample) it measures with the run's own
-meter and codecs (`cosim.control.costs`).
+meter and codecs (`cosim.control.costs`); how long a measured step takes on a node now it asks the
+node's own compute model (`step_s`: `Node.step_duration_s`, FLOPs or roofline as the run times it),
+so a predicted delay is the one the simulation will charge.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -32,6 +35,8 @@ class DeviceView:
     queue: float = 0.0                             # work waiting for the next epoch, as the scheme publishes it
     drift: float = 0.0                             # how far its data moved from what its model learned (0..1)
     retrain: bool = False                          # whether its model retrains in this epoch, as decided
+    #: seconds a step of a measured StepCost takes on the device now (Node.step_duration_s); None: FLOPs alone
+    step_s: Callable[[object], float] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -42,6 +47,8 @@ class View:
     bandwidth_hz: dict[str, float]                 # per access point, each direction
     server_flops_per_s: dict[str, float]           # per server
     extra: dict = field(default_factory=dict)      # what a scheme publishes for its controller
+    #: per server, seconds a step of a measured StepCost takes on it now (Node.step_duration_s)
+    server_step_s: dict[str, Callable[[object], float]] = field(default_factory=dict, repr=False)
 
     def device(self, name: str) -> DeviceView:
         for d in self.devices:
@@ -71,7 +78,20 @@ def observe(sim, devices=None) -> View:
         views.append(DeviceView(
             name=dev.name, profile=dev.profile_name, flops_per_s=dev.effective_flops(now),
             memory_bytes=dev.profile.memory_bytes, ap=ap.name, in_coverage=net.in_coverage(dev),
-            snr_db=link.large_scale_snr_db(now, full), position_m=dev.position_m(now), rate_bps=rate))
+            snr_db=link.large_scale_snr_db(now, full), position_m=dev.position_m(now), rate_bps=rate,
+            step_s=partial(_step_s, dev, now)))
+    servers = (*sim.edge, *sim.cloud)
     return View(t_s=now, round=sim.current_round, devices=views,
                 bandwidth_hz={ap.name: net.bandwidth_of(ap) for ap in sim.edge},
-                server_flops_per_s={s.name: s.effective_flops(now) for s in (*sim.edge, *sim.cloud)})
+                server_flops_per_s={s.name: s.effective_flops(now) for s in servers},
+                server_step_s={s.name: partial(_step_s, s, now) for s in servers})
+
+
+def _step_s(node, t_s: float, cost) -> float:
+    return node.step_duration_s(cost, t_s)
+
+
+def step_seconds(cost, flops_per_s: float, step_s=None) -> float:
+    """Seconds a step of `cost` (a StepCost) takes: the node's own compute model (`step_s`, from
+    the view) where known, else its FLOPs over `flops_per_s`."""
+    return step_s(cost) if step_s is not None else cost.flops / flops_per_s

@@ -32,7 +32,7 @@ def local_step(sim, dev, local, *, detail: str = "", after_step=None):
     return loss
 
 
-def client_update(sim, cfg, dev, server, global_state, *, step=None, after_training=None):
+def client_update(sim, cfg, dev, server, global_state, *, step=None, after_training=None, trains=None):
     """One client's round (FedAvg, McMahan et al. 2017, Algorithm 1, ClientUpdate): download
     `global_state`, `local_steps` real steps, upload. Returns (upload, n_samples, mean loss) with
     `upload` the `Received` update at the server, whose buffer the caller releases once it is
@@ -41,16 +41,24 @@ def client_update(sim, cfg, dev, server, global_state, *, step=None, after_train
     Two hooks for clients that train otherwise: `step(local)`, one local step — a sub-process on
     `dev` that trains `local` and returns the loss (default `local_step`; DFL's distilling step);
     `after_training(local)`, a sub-process on `dev` once its training state is given back, before
-    the upload (DFL's soft-target pass)."""
+    the upload (DFL's soft-target pass).
+
+    `trains(name)`: whether the client trains a downloaded parameter (default: every one). One it
+    does not train only serves the forward pass: it takes no gradient (backward stops below the
+    lowest one trained), no training state, and is not uploaded (WHALE-FL's depth subnetworks)."""
     learner = sim.learner
-    plain = step is None and after_training is None
+    plain = step is None and after_training is None and trains is None
     step = step or (lambda local: local_step(sim, dev, local))
     with (yield from sim.send(server, dev, global_state, kind="model_down")) as down:
         # computed ahead on a worker (federated_round submitted it), or trained here step by step
         ahead = learner.ahead.claim(dev.name, "train", down.value, cfg.local_steps) if plain and learner.ahead else None
         local = None if ahead else learner.local(down.value)
+        trained = [n for n in down.value if trains is None or trains(n)]
+        if trains is not None:
+            for name, p in local.params.items():
+                p.requires_grad_(name in trained)
         with dev.memory.hold("training_state",
-                             tensor_bytes(down.value.values()) * (1 + optimizer_slots(learner.optimizer))):
+                             tensor_bytes(down.value[n] for n in trained) * (1 + optimizer_slots(learner.optimizer))):
             losses = []
             for k in range(cfg.local_steps):
                 if ahead:
@@ -59,7 +67,10 @@ def client_update(sim, cfg, dev, server, global_state, *, step=None, after_train
                     losses.append((yield from step(local)))
         if after_training is not None:
             yield from after_training(local)
-        upload = yield from sim.send(dev, server, ahead.state() if ahead else local.state(), kind="model_up",
+        sent = ahead.state() if ahead else local.state()
+        if trains is not None:
+            sent = {n: sent[n] for n in trained}
+        upload = yield from sim.send(dev, server, sent, kind="model_up",
                                      codec=cfg.codec(sim, f"compression/{dev.name}"))
     return upload, learner.num_samples(dev.name), sum(losses) / len(losses)
 
