@@ -52,10 +52,11 @@ def _not_dots(v: str) -> str:
 
 
 class TinyModelConfig(AttentionShape):
-    layers: int = Field(4, ge=1, le=TINY_MAX_LAYERS)
-    hidden: int = Field(64, ge=8, le=TINY_MAX_HIDDEN)
+    layers: int = Field(4, ge=1, le=TINY_MAX_LAYERS, description="transformer blocks of a tiny-* model")
+    hidden: int = Field(64, ge=8, le=TINY_MAX_HIDDEN, description="hidden size of a tiny-* model")
     heads: int = Field(2, ge=1, le=TINY_MAX_HEADS, description="attention heads; must divide hidden")
-    intermediate: int = Field(128, ge=8, le=TINY_MAX_INTERMEDIATE)
+    intermediate: int = Field(128, ge=8, le=TINY_MAX_INTERMEDIATE, description="inner size of each block's "
+                                                                               "feed-forward layer")
 
 
 class ModelConfig(Strict):
@@ -80,16 +81,21 @@ class ModelConfig(Strict):
 
 
 class PartitionConfig(Strict):
-    kind: Literal["iid", "dirichlet", "shards", "domain"] = "iid"
+    kind: Literal["iid", "dirichlet", "shards", "domain"] = Field(
+        "iid", description="iid: shuffled and split evenly; dirichlet: label skew by `alpha`; shards: "
+                           "`classes_per_client` classes each; domain: each client one source's rows")
     alpha: float = Field(0.5, gt=0, description="Dirichlet concentration")
     classes_per_client: int = Field(1, ge=1, description="shards: classes each client holds")
-    samples_per_client: int | None = Field(None, ge=1)
+    samples_per_client: int | None = Field(None, ge=1, description="keep at most this many (randomly chosen) rows "
+                                                                   "per client; null = all of its share")
 
 
 class DataConfig(Strict):
-    dataset: str = "movie_reviews"
-    partition: PartitionConfig = Field(default_factory=PartitionConfig)
-    test_fraction: float = Field(0.1, gt=0, lt=1)
+    dataset: str = Field("movie_reviews", description="one of the shipped datasets (cosim.learn.data.DATASETS)")
+    partition: PartitionConfig = Field(default_factory=PartitionConfig, description="how the training rows are split "
+                                                                                    "among the devices")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of the rows held out from training; at most "
+                                                              "`test_samples` of them are evaluated")
     test_samples: int = Field(500, ge=10, description="held-out rows evaluated after each round")
 
     @field_validator("dataset")
@@ -155,33 +161,39 @@ Conditions = Annotated[Union[StaticConditions, MarkovConditions, TraceConditions
 
 
 class DeviceGroup(Strict):
-    count: Annotated[int, at_most(MAX_DEVICES, "ten times the largest scale benchmark")] = Field(1, ge=1)
-    profile: str
+    count: Annotated[int, at_most(MAX_DEVICES, "ten times the largest scale benchmark")] = Field(
+        1, ge=1, description="devices in this group")
+    profile: str = Field(description="a built-in compute profile or one defined under `profiles:`")
     name: str = Field("dev", description="name prefix; devices are numbered across groups")
-    mobility: Mobility = Field(default_factory=StaticMobility)
+    mobility: Mobility = Field(default_factory=StaticMobility, description="how the group's devices move (`kind`); "
+                                                                           "default: static, drawn around the first "
+                                                                           "access point")
     conditions: Conditions | None = Field(None, description="dynamic compute/radio/availability; null = static")
 
 
 class ServerConfig(Strict):
-    profile: str
-    name: str | None = None
-    position_m: Vec3 = [0.0, 0.0, 25.0]
+    profile: str = Field(description="a built-in compute profile or one defined under `profiles:`")
+    name: str | None = Field(None, description="node name; null = `edge<i>` or `cloud<i>` by position in its list")
+    position_m: Vec3 = Field([0.0, 0.0, 25.0], description="x, y, z in metres (z: antenna height of an access point)")
     mobility: Mobility | None = Field(None, description="a moving server (e.g. kind: uav); null = at position_m")
     link: Literal["3gpp", "thz-isac"] | None = Field(None, description="this AP's link model; null = network.link")
 
 
 class StopConfig(Strict):
-    sim_time_s: float | None = Field(None, gt=0)
-    target_accuracy: float | None = Field(None, gt=0, le=1)
+    sim_time_s: float | None = Field(None, gt=0, description="stop at this simulated time, mid-round (the round in "
+                                                             "progress is not written)")
+    target_accuracy: float | None = Field(None, gt=0, le=1, description="stop after the first round whose held-out "
+                                                                        "accuracy reaches this")
 
 
 PlotName = Literal["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions", "epoch_delay"]
 
 
 class OutputsConfig(Strict):
-    dir: str = "results"
-    plots: list[PlotName] = ["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"]
-    progress: bool = True
+    dir: str = Field("results", description="run folders are written to `<dir>/<name>/<run-id>/`")
+    plots: list[PlotName] = Field(["delay_accuracy", "timeline", "memory", "energy", "tracks", "decisions"],
+                                  description="figures drawn into the run folder at the end")
+    progress: bool = Field(True, description="a progress bar while the run goes")
     eval_round0: bool = Field(True, description="evaluate the initial model as round 0 (the curve's start); "
                                                 "false skips that evaluation (round 0's accuracy is empty)")
     report: bool = Field(True, description="write report.html at the end of the run (cosim.report): one "
@@ -294,22 +306,41 @@ class SweepConfig(Strict):
 
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the run folder under outputs.dir")
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    scheme: SerializeAsAny[SchemeConfig]
-    devices: list[DeviceGroup] = Field(min_length=1)
-    edge: list[ServerConfig] = Field(min_length=1)
-    cloud: list[ServerConfig] = []
-    profiles: dict[str, DeviceProfile] = {}
-    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds every named random stream of the run "
+                                                        "(`sim.rng(name)`: channels, mobility, selection, data "
+                                                        "partition, model initialisation); same seed and scenario, "
+                                                        "same tables")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the model to fine-tune and its task")
+    data: DataConfig = Field(default_factory=DataConfig, description="the dataset, its partition among the devices "
+                                                                     "and the held-out split")
+    scheme: SerializeAsAny[SchemeConfig] = Field(description="the training scheme (`name`, see `cosim schemes`) and "
+                                                             "its knobs; each scheme's own fields are on its page "
+                                                             "under Schemes")
+    devices: list[DeviceGroup] = Field(min_length=1, description="groups of devices, at least one; each device is a "
+                                                                 "node with its group's profile, mobility and "
+                                                                 "conditions")
+    edge: list[ServerConfig] = Field(min_length=1, description="edge servers, at least one; each is an access point "
+                                                               "of the radio network (named `name`, or `edge<i>`)")
+    cloud: list[ServerConfig] = Field([], description="cloud servers (named `name`, or `cloud<i>`), static at "
+                                                      "`position_m`, reached from the edge over the wired backhaul "
+                                                      "(`network.backhaul`)")
+    profiles: dict[str, DeviceProfile] = Field({}, description="compute profiles by name, used beside the built-in "
+                                                               "ones (a name given here replaces the built-in profile "
+                                                               "of that name)")
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="the radio of every "
+                                                                              "device–access-point link, the shared "
+                                                                              "media, the outage policy and the "
+                                                                              "backhaul")
     control: ControlConfig = Field(default_factory=ControlConfig, description="who decides cuts, compression and "
                                    "band shares while the run goes on (cosim.control); default: nobody (fixed)")
-    stop: StopConfig = Field(default_factory=StopConfig)
+    stop: StopConfig = Field(default_factory=StopConfig, description="limits that end a run before `scheme.rounds`: "
+                                                                     "simulated time, target accuracy")
     failures: FailuresConfig = Field(default_factory=FailuresConfig, description="out-of-memory policy and servers "
                                      "that fail and recover (cosim.world.failures); default: drop, none fail")
-    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="where the run folder goes and what is "
+                                                                              "drawn in it")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="how the host runs the real compute; "
+                                                                              "never changes a table")
     compare: list[CompareEntry] = Field([], description="what `cosim compare` runs: scheme names or "
                                         "{label, scheme: {name, ...}}; `cosim run` ignores it")
     sweep: SweepConfig = Field(default_factory=SweepConfig, description="what `cosim sweep` runs: a grid of "

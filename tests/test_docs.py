@@ -21,22 +21,6 @@ from cosim.schemes import SCHEMES  # noqa: E402
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
-def _walked():
-    walker = docs_gen.ModelWalker()
-    walker.walk(Scenario, "")
-    for entry in SCHEMES.values():
-        walker.walk(entry.config, "scheme")
-    return walker.order
-
-
-def test_every_written_description_names_a_field_that_has_none_of_its_own():
-    """A description written for the reference goes stale once the model documents the field itself
-    (or the field goes away): then it must be deleted from docs_gen.EXTRA_DESCRIPTIONS."""
-    fields = {(m.__name__, name): f for m in _walked() for name, f in m.model_fields.items()}
-    stale = [key for key in docs_gen.EXTRA_DESCRIPTIONS if key not in fields or fields[key].description]
-    assert not stale, f"EXTRA_DESCRIPTIONS entries to delete (field gone or now described in the model): {stale}"
-
-
 def test_the_scenario_reference_has_a_row_for_every_field_of_every_block():
     from cosim.schemes.base import SchemeConfig
 

@@ -30,112 +30,6 @@ import annotated_types  # noqa: E402  (pydantic's own constraint types)
 from pydantic import BaseModel  # noqa: E402
 from pydantic.fields import FieldInfo  # noqa: E402
 
-#: Descriptions of fields whose model gives none, written for the reference from the code that
-#: reads them (the file named after each). Keyed by (model class name, field); a key whose field
-#: gains its own description, or disappears, fails tests/test_docs.py, so none goes stale.
-EXTRA_DESCRIPTIONS: dict[tuple[str, str], str] = {
-    # cosim/scenario.py, cosim/run.py
-    ("Scenario", "seed"): "seeds every named random stream of the run (`sim.rng(name)`: channels, mobility, "
-                          "selection, data partition, model initialisation); same seed and scenario, same tables",
-    ("Scenario", "model"): "the model to fine-tune and its task",
-    ("Scenario", "data"): "the dataset, its partition among the devices and the held-out split",
-    ("Scenario", "scheme"): "the training scheme (`name`, see `cosim schemes`) and its knobs; each scheme's own "
-                            "fields are on its page under Schemes",
-    ("Scenario", "devices"): "groups of devices, at least one; each device is a node with its group's profile, "
-                             "mobility and conditions",
-    ("Scenario", "edge"): "edge servers, at least one; each is an access point of the radio network (named "
-                          "`name`, or `edge<i>`)",
-    ("Scenario", "cloud"): "cloud servers (named `name`, or `cloud<i>`), static at `position_m`, reached from the "
-                           "edge over the wired backhaul (`network.backhaul`)",
-    ("Scenario", "profiles"): "compute profiles by name, used beside the built-in ones (a name given here "
-                              "replaces the built-in profile of that name)",
-    ("Scenario", "network"): "the radio of every device–access-point link, the shared media, the outage policy "
-                             "and the backhaul",
-    ("Scenario", "stop"): "limits that end a run before `scheme.rounds`: simulated time, target accuracy",
-    ("Scenario", "outputs"): "where the run folder goes and what is drawn in it",
-    ("Scenario", "runtime"): "how the host runs the real compute; never changes a table",
-    ("TinyModelConfig", "layers"): "transformer blocks of a tiny-* model",
-    ("TinyModelConfig", "hidden"): "hidden size of a tiny-* model",
-    ("TinyModelConfig", "intermediate"): "inner size of each block's feed-forward layer",
-    ("DataConfig", "dataset"): "one of the shipped datasets (cosim.learn.data.DATASETS)",
-    ("DataConfig", "partition"): "how the training rows are split among the devices",
-    ("DataConfig", "test_fraction"): "share of the rows held out from training; at most `test_samples` of them "
-                                     "are evaluated",
-    ("PartitionConfig", "kind"): "iid: shuffled and split evenly; dirichlet: label skew by `alpha`; shards: "
-                                 "`classes_per_client` classes each; domain: each client one source's rows",
-    ("PartitionConfig", "samples_per_client"): "keep at most this many (randomly chosen) rows per client; "
-                                               "null = all of its share",
-    # cosim/schemes/base.py
-    ("SchemeConfig", "name"): "the scheme (`cosim schemes` lists them); it decides which other fields exist",
-    ("SchemeConfig", "rounds"): "training rounds; stop.sim_time_s or stop.target_accuracy may end the run earlier",
-    ("SchemeConfig", "batch_size"): "samples per minibatch",
-    ("SchemeConfig", "lr"): "learning rate of the optimizer",
-    ("SchemeConfig", "optimizer"): "torch.optim.AdamW or SGD",
-    ("LoraConfig", "dropout"): "dropout on the LoRA branch's input (peft's lora_dropout)",
-    # cosim/scenario.py device groups and servers
-    ("DeviceGroup", "count"): "devices in this group",
-    ("DeviceGroup", "profile"): "a built-in compute profile or one defined under `profiles:`",
-    ("DeviceGroup", "mobility"): "how the group's devices move (`kind`); default: static, drawn around the "
-                                 "first access point",
-    ("ServerConfig", "profile"): "a built-in compute profile or one defined under `profiles:`",
-    ("ServerConfig", "name"): "node name; null = `edge<i>` or `cloud<i>` by position in its list",
-    ("ServerConfig", "position_m"): "x, y, z in metres (z: antenna height of an access point)",
-    ("DeviceProfile", "description"): "free text shown in tables",
-    # cosim/world/mobility/*
-    ("StaticMobility", "height_m"): "antenna height of a drawn position",
-    ("RoadMobility", "length_m"): "road length from `start_m` along +x",
-    ("RoadMobility", "lanes"): "device k of the group drives in lane k mod lanes",
-    ("RoadMobility", "lane_width_m"): "lane k is offset k × lane_width_m in y",
-    ("RoadMobility", "height_m"): "antenna height above the road",
-    ("RandomWaypointMobility", "height_m"): "antenna height",
-    ("GaussMarkovMobility", "height_m"): "antenna height",
-    ("GaussMarkovMobility", "mean_speed_mps"): "mean speed s̄ the speed reverts to",
-    ("GaussMarkovMobility", "speed_std_mps"): "std σ_s of the speed's random term",
-    ("GaussMarkovMobility", "direction_std_rad"): "std σ_d of the direction's random term",
-    ("UavMobility", "mode"): "hover at centre_m, circle around it, or fly waypoints_m",
-    ("UavMobility", "altitude_m"): "flight height (hover and circle)",
-    ("UavMobility", "radius_m"): "circle radius",
-    ("UavMobility", "speed_mps"): "flight speed along the circle or between waypoints",
-    # cosim/world/network.py, cosim/world/thz_link.py
-    ("NetworkConfig", "thz"): "the THz radio of thz-isac access points",
-    ("NetworkConfig", "isac"): "the share of time or band thz-isac access points spend sensing",
-    ("NetworkConfig", "medium"): "each access point's band per direction and how its flows share it",
-    ("NetworkConfig", "channel"): "the 3GPP link chain: path loss, shadowing, fading",
-    ("NetworkConfig", "frequency_hz"): "carrier of the 3GPP links",
-    ("NetworkConfig", "noise_figure_db"): "receiver noise figure of the 3GPP links",
-    ("NetworkConfig", "antenna_gain_db"): "gain added to every 3GPP link budget",
-    ("NetworkConfig", "snr_threshold_db"): "coverage: a device whose large-scale downlink SNR over the full band "
-                                           "is below this is out of coverage (its flows stall)",
-    ("NetworkConfig", "reevaluate_distance_m"): "path loss and shadowing are re-evaluated each time a device has "
-                                                "moved this far",
-    ("NetworkConfig", "outage"): "what a transfer does while its device is out of coverage",
-    ("NetworkConfig", "backhaul"): "the wired link between servers (edge ↔ cloud, edge ↔ edge)",
-    ("ChannelConfig", "pathloss"): "the path-loss model and line-of-sight state",
-    ("ChannelConfig", "shadowing"): "log-normal shadowing with TR 38.901's std, correlated over distance "
-                                    "(Gudmundson 1991)",
-    ("ChannelConfig", "fading"): "small-scale fading, redrawn every coherence time",
-    ("PathlossConfig", "model"): "fspl: free space; 3gpp-uma / 3gpp-umi / 3gpp-rma: TR 38.901 urban macro, urban "
-                                 "micro, rural macro",
-    ("OutagePolicy", "policy"): "wait: up to max_wait_s, then drop the client; drop: drop the client at once; "
-                                "fail: the round fails",
-    ("BackhaulConfig", "rate_bps"): "rate of a wired hop",
-    ("BackhaulConfig", "latency_s"): "latency added to each wired hop",
-    ("ThzConfig", "device_tx_power_dbm"): "ground device's transmit power (uplink)",
-    ("ThzConfig", "noise_figure_db"): "receiver noise figure",
-    ("ThzConfig", "temperature_c"): "air temperature of the molecular-absorption model",
-    ("IsacConfig", "sensing_fraction"): "share α of the time (mode time) or band (mode bandwidth) spent sensing; "
-                                        "the link gets the rest",
-    ("IsacConfig", "mode"): "time: sensing takes α of each frame over the whole band; bandwidth: α of the band "
-                            "(and power) for the whole frame",
-    ("IsacConfig", "frame_duration_s"): "ISAC frame; mode time senses for α × frame_duration_s of it",
-    # cosim/scenario.py stop and outputs
-    ("StopConfig", "sim_time_s"): "stop at this simulated time, mid-round (the round in progress is not written)",
-    ("StopConfig", "target_accuracy"): "stop after the first round whose held-out accuracy reaches this",
-    ("OutputsConfig", "dir"): "run folders are written to `<dir>/<name>/<run-id>/`",
-    ("OutputsConfig", "plots"): "figures drawn into the run folder at the end",
-    ("OutputsConfig", "progress"): "a progress bar while the run goes",
-}
-
 FORMATS = {int: "integer", float: "number", str: "string", bool: "boolean", type(None): "null"}
 
 
@@ -315,10 +209,10 @@ def description_of(model: type[BaseModel], name: str, field: FieldInfo) -> str:
         return field.description
     if name == "kind" and _kind_of(model):
         return f"selects this model: `kind: {_kind_of(model)}`"
-    for cls in model.__mro__:   # a scheme config inherits SchemeConfig's fields
-        extra = EXTRA_DESCRIPTIONS.get((cls.__name__, name))
-        if extra:
-            return f"*{extra}*"
+    for base in model.__mro__[1:]:   # a scheme redeclares SchemeConfig's `name` with its own default
+        inherited = getattr(base, "model_fields", {}).get(name)
+        if inherited is not None and inherited.description:
+            return inherited.description
     return ""
 
 
@@ -340,8 +234,7 @@ def scenario_reference() -> str:
         "An unknown key, a wrong type or a value outside *allowed* is refused before the run, one line per "
         "problem naming its path. Keys are set in YAML or with dotted overrides "
         "(`cosim run X.yaml --set network.medium.bandwidth_hz=5e6`, `cosim.run(path, overrides={...})`).", "",
-        "Descriptions in *italics* were written for this page from the code that reads the field; the others are "
-        "the models' own. The `scheme:` block's fields are on each scheme's page ([Schemes](../schemes/index.md)); "
+        "The `scheme:` block's fields are on each scheme's page ([Schemes](../schemes/index.md)); "
         "the fields every scheme shares are under [SchemeConfig](#schemeconfig).", "",
         f"Built-in model sources: {', '.join(f'`{s}`' for s in BUILTIN_SOURCES)} (or a local Hugging Face "
         f"folder). Datasets: {', '.join(f'`{d}`' for d in DATASETS)}. Profiles: "

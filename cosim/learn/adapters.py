@@ -19,7 +19,7 @@ from .models import DEFAULT_LORA_TARGETS, SplitModel
 class LoraConfig(Strict):
     r: int = Field(8, ge=1, description="LoRA rank")
     alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA branch's input (peft's lora_dropout)")
     target_modules: list[str] | None = Field(None, description="module names; default: attention query/value")
 
 

@@ -34,15 +34,17 @@ ORDERED_BY_POLICY = ("split", "sequential_fl", "cyclicfl")
 
 
 class SchemeConfig(Strict):
-    name: str
+    name: str = Field(description="the scheme (`cosim schemes` lists them); it decides which other fields exist")
     rounds: Annotated[int, at_most(MAX_ROUNDS, "runaway bound: studies run up to ~10^4 rounds; "
-                                                "stop.sim_time_s ends a run earlier")] = Field(10, ge=1)
+                                                "stop.sim_time_s ends a run earlier")] = Field(
+        10, ge=1, description="training rounds; stop.sim_time_s or stop.target_accuracy may end the run earlier")
     local_steps: Annotated[int, at_most(MAX_LOCAL_STEPS, "runaway bound: studies take 1-500 steps a round")] = Field(
         5, ge=1, description="minibatch steps per client per round")
     batch_size: Annotated[int, at_most(MAX_BATCH_SIZE, "host-memory bound: one batch is held at once; edge "
-                                                       "studies use 8-512")] = Field(16, ge=1)
-    lr: float = Field(5e-3, gt=0)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+                                                       "studies use 8-512")] = Field(
+        16, ge=1, description="samples per minibatch")
+    lr: float = Field(5e-3, gt=0, description="learning rate of the optimizer")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="torch.optim.AdamW or SGD")
     lora: LoraConfig | None = Field(default_factory=LoraConfig, description="null = full fine-tuning")
     participants: int | None = Field(None, ge=1, description="devices per round; null = all in coverage")
     compression: CompressionConfig | None = Field(

@@ -69,7 +69,11 @@ class MediumConfig(Strict):
 
 
 class PathlossConfig(Strict):
-    model: Literal["fspl", "3gpp-uma", "3gpp-umi", "3gpp-rma"] = "3gpp-uma"
+    model: Literal["fspl", "3gpp-uma", "3gpp-umi", "3gpp-rma"] = Field("3gpp-uma", description="fspl: free space; "
+                                                                                               "3gpp-uma / 3gpp-umi / "
+                                                                                               "3gpp-rma: TR 38.901 "
+                                                                                               "urban macro, urban "
+                                                                                               "micro, rural macro")
     los: Literal["auto", "los", "nlos"] = Field("auto", description="auto: drawn from TR 38.901 Table 7.4.2-1")
 
     def ut_height_range_m(self) -> tuple[float, float] | None:
@@ -80,9 +84,12 @@ class PathlossConfig(Strict):
 
 
 class ChannelConfig(Strict):
-    pathloss: PathlossConfig = Field(default_factory=PathlossConfig)
-    shadowing: bool = True
-    fading: Literal["none", "rayleigh", "rician"] = "rayleigh"
+    pathloss: PathlossConfig = Field(default_factory=PathlossConfig, description="the path-loss model and "
+                                                                                 "line-of-sight state")
+    shadowing: bool = Field(True, description="log-normal shadowing with TR 38.901's std, correlated over distance "
+                                              "(Gudmundson 1991)")
+    fading: Literal["none", "rayleigh", "rician"] = Field("rayleigh", description="small-scale fading, redrawn every "
+                                                                                  "coherence time")
     k_factor: float = Field(10.0, ge=0, description="Rician K (linear)")
     static_coherence_s: float = Field(1.0, gt=0, description="fading block of a device standing still "
                                       "(scatterers move)")
@@ -92,13 +99,15 @@ class ChannelConfig(Strict):
 class OutagePolicy(Strict):
     """What a transfer does while its device is out of coverage."""
 
-    policy: Literal["wait", "drop", "fail"] = "wait"
+    policy: Literal["wait", "drop", "fail"] = Field("wait", description="wait: up to max_wait_s, then drop the "
+                                                                        "client; drop: drop the client at once; fail: "
+                                                                        "the round fails")
     max_wait_s: float = Field(30.0, gt=0, description="wait: give up (drop the client) after this long")
 
 
 class BackhaulConfig(Strict):
-    rate_bps: float = Field(10e9, gt=0)
-    latency_s: float = Field(0.005, ge=0)
+    rate_bps: float = Field(10e9, gt=0, description="rate of a wired hop")
+    latency_s: float = Field(0.005, ge=0, description="latency added to each wired hop")
 
 
 class NetworkConfig(Strict):
@@ -107,19 +116,26 @@ class NetworkConfig(Strict):
     association: Literal["nearest", "strongest"] = Field(
         "nearest", description="serving AP: nearest, or best large-scale SNR; re-chosen as devices move")
     link: Literal["3gpp", "thz-isac"] = Field("3gpp", description="link model of every AP (edge.*.link overrides)")
-    thz: ThzConfig = Field(default_factory=ThzConfig)
-    isac: IsacConfig = Field(default_factory=IsacConfig)
-    medium: MediumConfig = Field(default_factory=MediumConfig)
-    channel: ChannelConfig = Field(default_factory=ChannelConfig)
-    frequency_hz: float = Field(3.5e9, gt=0)
+    thz: ThzConfig = Field(default_factory=ThzConfig, description="the THz radio of thz-isac access points")
+    isac: IsacConfig = Field(default_factory=IsacConfig, description="the share of time or band thz-isac access "
+                                                                     "points spend sensing")
+    medium: MediumConfig = Field(default_factory=MediumConfig, description="each access point's band per direction "
+                                                                           "and how its flows share it")
+    channel: ChannelConfig = Field(default_factory=ChannelConfig, description="the 3GPP link chain: path loss, "
+                                                                              "shadowing, fading")
+    frequency_hz: float = Field(3.5e9, gt=0, description="carrier of the 3GPP links")
     tx_power_dbm: float = Field(23.0, le=60, description="device (3GPP power class 3 UE)")
     ap_tx_power_dbm: float = Field(43.0, le=80, description="access point, spread over the downlink band")
-    noise_figure_db: float = Field(7.0, ge=0)
-    antenna_gain_db: float = 0.0
-    snr_threshold_db: float = -5.0
-    reevaluate_distance_m: float = Field(10.0, gt=0)
-    outage: OutagePolicy = Field(default_factory=OutagePolicy)
-    backhaul: BackhaulConfig = Field(default_factory=BackhaulConfig)
+    noise_figure_db: float = Field(7.0, ge=0, description="receiver noise figure of the 3GPP links")
+    antenna_gain_db: float = Field(0.0, description="gain added to every 3GPP link budget")
+    snr_threshold_db: float = Field(-5.0, description="coverage: a device whose large-scale downlink SNR over the "
+                                                      "full band is below this is out of coverage (its flows stall)")
+    reevaluate_distance_m: float = Field(10.0, gt=0, description="path loss and shadowing are re-evaluated each time "
+                                                                 "a device has moved this far")
+    outage: OutagePolicy = Field(default_factory=OutagePolicy, description="what a transfer does while its device is "
+                                                                           "out of coverage")
+    backhaul: BackhaulConfig = Field(default_factory=BackhaulConfig, description="the wired link between servers "
+                                                                                 "(edge ↔ cloud, edge ↔ edge)")
 
 
 class RadioLink:

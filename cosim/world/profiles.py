@@ -32,7 +32,7 @@ class DeviceProfile(BaseModel):
         None, gt=0, description="peak DRAM bandwidth (datasheet); null: steps are timed by FLOPs alone")
     memory_utilization: float = Field(0.5, gt=0, le=1, description="share of the bandwidth a step's traffic "
                                       "sustains")
-    description: str = ""
+    description: str = Field("", description="free text shown in tables")
 
     @property
     def effective_flops(self) -> float:

@@ -52,21 +52,25 @@ class ThzConfig(Strict):
     bandwidth_hz: float = Field(10e9, gt=0, description="per direction, of each thz-isac access point")
     num_elements: int = Field(1024, ge=1, description="access point's (UAV's) square array")
     tx_power_dbm: float = Field(20.0, le=60, description="access point (UAV)")
-    device_tx_power_dbm: float = Field(10.0, le=60)
+    device_tx_power_dbm: float = Field(10.0, le=60, description="ground device's transmit power (uplink)")
     device_gain_db: float = Field(20.0, description="ground device's antenna gain (a small horn / array)")
-    noise_figure_db: float = Field(10.0, ge=0)
+    noise_figure_db: float = Field(10.0, ge=0, description="receiver noise figure")
     relative_humidity: float = Field(0.5, ge=0, le=1, description="fraction, not %")
-    temperature_c: float = Field(25.0, ge=-20, le=50)
+    temperature_c: float = Field(25.0, ge=-20, le=50, description="air temperature of the molecular-absorption model")
     pointing_block_s: float = Field(0.1, gt=0, description="pointing error redrawn this often")
 
 
 class IsacConfig(Strict):
     """How much of its time or band a thz-isac access point spends sensing."""
 
-    sensing_fraction: float = Field(0.0, ge=0, lt=1)
-    mode: Literal["time", "bandwidth"] = "time"
+    sensing_fraction: float = Field(0.0, ge=0, lt=1, description="share α of the time (mode time) or band (mode "
+                                                                 "bandwidth) spent sensing; the link gets the rest")
+    mode: Literal["time", "bandwidth"] = Field("time", description="time: sensing takes α of each frame over the "
+                                                                   "whole band; bandwidth: α of the band (and power) "
+                                                                   "for the whole frame")
     rcs_m2: float = Field(1.0, gt=0, description="radar cross-section of a sensed device")
-    frame_duration_s: float = Field(1e-3, gt=0)
+    frame_duration_s: float = Field(1e-3, gt=0, description="ISAC frame; mode time senses for α × frame_duration_s "
+                                                            "of it")
 
 
 class ThzIsacLink:

@@ -12,7 +12,7 @@ class AreaMobility(MobilityConfig):
     """A rectangle of `area_m` (width, depth) centred on `centre_m`, for pedestrians and robots."""
     area_m: Vec2 = Field([400.0, 400.0], description="width, depth of the area")
     centre_m: Vec2 = Field([0.0, 0.0], description="x, y of the area's centre")
-    height_m: float = Field(1.5, ge=0)
+    height_m: float = Field(1.5, ge=0, description="antenna height")
 
     @field_validator("area_m")
     @classmethod

@@ -118,10 +118,10 @@ class GaussMarkov:
 class GaussMarkovMobility(AreaMobility):
     kind: Literal["gauss_markov"]
     alpha: float = Field(0.75, ge=0, le=1, description="memory: 1 = constant velocity, 0 = random walk")
-    mean_speed_mps: float = Field(1.0, ge=0)
+    mean_speed_mps: float = Field(1.0, ge=0, description="mean speed s̄ the speed reverts to")
     mean_direction_rad: float | None = Field(None, description="null = drawn uniformly per node")
-    speed_std_mps: float = Field(0.5, ge=0)
-    direction_std_rad: float = Field(0.5, ge=0)
+    speed_std_mps: float = Field(0.5, ge=0, description="std σ_s of the speed's random term")
+    direction_std_rad: float = Field(0.5, ge=0, description="std σ_d of the direction's random term")
     step_s: float = Field(STEP_S, gt=0, description="update period of speed and direction")
 
     def build(self, rng, index_in_group=0, centre_xy=(0.0, 0.0), *, group_size=1, group_rng=None) -> GaussMarkov:

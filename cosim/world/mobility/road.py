@@ -105,12 +105,12 @@ class RoadSegment:
 class RoadMobility(MobilityConfig):
     kind: Literal["road"]
     start_m: Vec2 = Field([-1000.0, 50.0], description="x, y where the road starts; it runs along +x")
-    length_m: float = Field(2000.0, gt=0)
+    length_m: float = Field(2000.0, gt=0, description="road length from `start_m` along +x")
     speed_mps: Vec2 = Field([15.0, 25.0], description="speeds drawn uniformly in [low, high]")
-    lanes: int = Field(1, ge=1)
-    lane_width_m: float = Field(3.5, gt=0)
+    lanes: int = Field(1, ge=1, description="device k of the group drives in lane k mod lanes")
+    lane_width_m: float = Field(3.5, gt=0, description="lane k is offset k × lane_width_m in y")
     wrap: bool = Field(False, description="loop road: re-enter at the start instead of leaving")
-    height_m: float = Field(1.5, ge=0)
+    height_m: float = Field(1.5, ge=0, description="antenna height above the road")
     arrival_rate_per_s: float | None = Field(None, gt=0, description="Poisson arrivals at the start: device k "
                                              "enters at the k-th arrival; null = all on the road at t = 0")
     speed_distribution: Literal["uniform", "truncnorm"] = Field("uniform", description="how speeds are drawn in "

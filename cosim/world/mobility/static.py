@@ -56,7 +56,7 @@ class StaticMobility(MobilityConfig):
     position_m: Vec3 | None = Field(None, description="fixed position; null = drawn in area_m")
     area_m: Vec2 = Field([400.0, 400.0], description="width, depth of the area (centred on the first access point)")
     min_distance_m: float = Field(20.0, ge=0, description="drawn positions keep this far from the first access point")
-    height_m: float = Field(1.5, ge=0)
+    height_m: float = Field(1.5, ge=0, description="antenna height of a drawn position")
 
     @model_validator(mode="after")
     def _drawable(self):

@@ -127,11 +127,12 @@ class UavPath:
 
 class UavMobility(MobilityConfig):
     kind: Literal["uav"]
-    mode: Literal["hover", "circle", "waypoints"] = "circle"
+    mode: Literal["hover", "circle", "waypoints"] = Field("circle", description="hover at centre_m, circle around "
+                                                                                "it, or fly waypoints_m")
     centre_m: Vec2 = Field([0.0, 0.0], description="hover point / circle centre (x, y)")
-    altitude_m: float = Field(100.0, gt=0)
-    radius_m: float = Field(100.0, gt=0)
-    speed_mps: float = Field(10.0, ge=0)
+    altitude_m: float = Field(100.0, gt=0, description="flight height (hover and circle)")
+    radius_m: float = Field(100.0, gt=0, description="circle radius")
+    speed_mps: float = Field(10.0, ge=0, description="flight speed along the circle or between waypoints")
     waypoints_m: list[Vec3] | None = Field(None, description="mode waypoints: at least 2 points (x, y, z)")
     loop: bool = Field(True, description="waypoints: fly back to the first and repeat; false = stop at the last")
     phase_rad: float | None = Field(None, description="circle: start angle; null = drawn")
