@@ -168,10 +168,10 @@ def test_the_two_timescale_drl_scheme_has_the_lowest_long_term_delay_at_kept_acc
     over the epochs of the users' summed delay) than nearest + equal, nearest + greedy and
     always-retrain, with its mean accuracy at least nearest + equal's and nearest + greedy's −
     ACCURACY_MARGIN (same retraining: same models); never-retrain is faster but loses more than the
-    margin to drift. (Against always-retrain's accuracy: the next test.)"""
+    margin to drift. (Against nearest + greedy's delay and always-retrain's accuracy: the next tests.)"""
     numbers = dt_claim_numbers
     delay, accuracy = numbers["drl"]
-    for baseline in ("nearest-equal", "nearest-greedy", "always-retrain"):
+    for baseline in ("nearest-equal", "always-retrain"):
         assert delay < numbers[baseline][0], (baseline, numbers)
     for baseline in ("nearest-equal", "nearest-greedy"):
         assert accuracy >= numbers[baseline][1] - ACCURACY_MARGIN, (baseline, numbers)
@@ -179,9 +179,21 @@ def test_the_two_timescale_drl_scheme_has_the_lowest_long_term_delay_at_kept_acc
 
 
 @pytest.mark.claims
+@pytest.mark.xfail(strict=True, reason="measured (seed 7, 32 epochs, MiniLM, roofline compute model, common random "
+                   "numbers): drl mean epoch delay 0.2216 s against nearest + greedy's 0.2127 s (nearest + equal "
+                   "0.2303 s): the shipped PPO split was trained on a tiny model under the FLOPs-only compute model "
+                   "(before the roofline default) and learned about the equal split (0.2389 s vs equal 0.2382 s, "
+                   "greedy 0.2420 s on its training world then); under the roofline the steps at the T4 stations "
+                   "are memory-bound and greedy's shares in proportion to work win; with the FLOPs-only model this "
+                   "test passed before the roofline default and common random numbers (drl 0.106 s vs greedy 0.177 s)")
+def test_the_drl_schemes_delay_is_below_nearest_greedys(dt_claim_numbers):
+    assert dt_claim_numbers["drl"][0] < dt_claim_numbers["nearest-greedy"][0], dt_claim_numbers
+
+
+@pytest.mark.claims
 @pytest.mark.xfail(strict=True, reason="measured (seed 7, 32 epochs, MiniLM): drl mean accuracy 0.6327 against "
-                   "always-retrain's 0.6885 (-0.056, beyond the 0.02 margin), at a mean epoch delay of 0.106 s against "
-                   "0.288 s: at each large-timescale decision (every 4th epoch) always-retrain retrains all six "
+                   "always-retrain's 0.6885 (-0.056, beyond the 0.02 margin), at a mean epoch delay of 0.222 s against "
+                   "0.334 s: at each large-timescale decision (every 4th epoch) always-retrain retrains all six "
                    "models, drift only those whose domain changed since their last retraining (3 of 6 per decision "
                    "here), so always-retrain trains each model about twice as often, on its current domain")
 def test_the_drl_schemes_accuracy_is_within_the_margin_of_always_retraining(dt_claim_numbers):
