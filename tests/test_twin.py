@@ -191,8 +191,9 @@ def test_the_command_line_runs_a_twin_and_exits_2_on_a_refused_one(tmp_path, cap
     assert "scheme.loss_weight" in capsys.readouterr().err
 
 
-def test_a_second_twin_of_the_same_setup_runs_no_step_and_gives_the_same_delays(tmp_path, monkeypatch):
-    run_module = importlib.import_module("cosim.run")
+@pytest.fixture
+def twin_meters(monkeypatch) -> list:
+    """Every TwinMeter the runs of a test build, in order (to read what each measured or replayed)."""
     meters = []
 
     class Spy(TwinMeter):
@@ -200,7 +201,12 @@ def test_a_second_twin_of_the_same_setup_runs_no_step_and_gives_the_same_delays(
             super().__init__(*args)
             meters.append(self)
 
-    monkeypatch.setattr(run_module, "TwinMeter", Spy)
+    monkeypatch.setattr(importlib.import_module("cosim.run"), "TwinMeter", Spy)   # (cosim.run the name is the function)
+    return meters
+
+
+def test_a_second_twin_of_the_same_setup_runs_no_step_and_gives_the_same_delays(tmp_path, twin_meters):
+    meters = twin_meters
     raw, extra = _case("quickstart", tmp_path)
     real, cold = _both(raw, extra)
     warm = cosim.run(raw, overrides={**extra, "runtime.mode": "twin", "seed": 8}, progress=False, plots=False)
@@ -219,17 +225,8 @@ def test_only_results_that_rebuild_from_shapes_are_stored():
     assert result_spec([object()]) is None
 
 
-def test_a_twin_runs_each_step_signature_once_however_many_rounds(tmp_path, monkeypatch):
-    run_module = importlib.import_module("cosim.run")   # (cosim.run the name is the function)
-
-    meters = []
-
-    class Spy(TwinMeter):
-        def __init__(self, *args):
-            super().__init__(*args)
-            meters.append(self)
-
-    monkeypatch.setattr(run_module, "TwinMeter", Spy)
+def test_a_twin_runs_each_step_signature_once_however_many_rounds(tmp_path, twin_meters):
+    meters = twin_meters
     raw, extra = _case("quickstart", tmp_path)
     for rounds in (2, 6):   # (rounds are part of the store's fingerprint: the second run starts cold too)
         cosim.run(raw, overrides={**extra, "runtime.mode": "twin", "scheme.rounds": rounds}, progress=False,
