@@ -199,7 +199,8 @@ def test_ray_on_a_local_ray_gives_the_table_local_processes_give(tmp_path):
     pd.testing.assert_frame_equal(on_ray.drop(columns=HOST), local.drop(columns=HOST))
     assert set(on_ray.run_dir).isdisjoint(local.run_dir)
     # pytest's folders are too deep for Ray's sockets: its session went to a short folder, now gone
-    assert set(Path(tempfile.gettempdir()).glob("cosim-ray-*")) == throwaway
+    # (another test worker's Ray session may come and go meanwhile: only this one's must not stay)
+    assert set(Path(tempfile.gettempdir()).glob("cosim-ray-*")) <= throwaway
 
 
 @pytest.mark.parametrize("path", [p for p in sorted((ROOT / "scenarios").glob("*.yaml"))
