@@ -94,3 +94,55 @@ def test_the_scenario_chooses_the_compute_model_and_roofline_is_the_default(tmp_
     assert {n.compute_model for n in cosim.build(cosim.load(raw)).nodes} == {"roofline"}
     flops = cosim.build(cosim.load(raw, {"runtime.compute_model": "flops"}))
     assert {n.compute_model for n in flops.nodes} == {"flops"}
+
+
+# --- counts that do not depend on the kernels the host picks (runtime.device) -----------------------
+
+def test_the_optimizers_multi_tensor_form_moves_the_bytes_of_its_one_tensor_form():
+    """On CUDA torch's AdamW and SGD take their `_foreach_` form, on the CPU one op per tensor: the
+    count is the same, so a GPU run charges the CPU run's step (here both forms run on the CPU)."""
+    torch.manual_seed(0)
+    shapes = [(8, 16), (16,), (4, 8), (3,)]
+    for make in (lambda ps, fe: torch.optim.AdamW(ps, lr=1e-3, foreach=fe), lambda ps, fe: torch.optim.SGD(ps, lr=1e-2, foreach=fe)):
+        counts = []
+        for foreach in (False, True):
+            params = [torch.randn(s, requires_grad=True) for s in shapes]
+            opt = make(params, foreach)
+            meter = StepMeter()
+
+            def step():
+                sum((p * p).sum() for p in params).backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            step()                                                     # moments exist: a steady-state step
+            counts.append(meter.run("k", step)[1])
+        assert counts[0] == counts[1] and counts[0].bytes_moved > 0
+
+
+def test_fused_attention_counts_its_flops_and_only_what_every_backend_touches():
+    """The CPU's flash kernel has no formula in torch's FlopCounterMode (it counted 0 FLOPs); cosim
+    gives it the flash-attention formula the CUDA kernels have. Its bytes are q, k, v and the output
+    (backward: grad_out, q, k, v, out and the three gradients): what any backend reads and writes,
+    not its own bookkeeping (the CPU's log-sum-exp; CUDA's also RNG state)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    from cosim.learn.traffic import TrafficCounter
+
+    b, h, s, d = 2, 4, 16, 8
+    shape, tensor_bytes = (b, h, s, d), b * h * s * d * 4
+    q, k, v = (torch.randn(shape, requires_grad=True) for _ in range(3))
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):   # the fused CPU kernel, not the math decomposition
+        _, cost = StepMeter().run("k", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v).sum().backward())
+    assert cost.flops >= sdpa_flop_count(shape, shape, shape) + sdpa_backward_flop_count(shape, shape, shape, shape) > 0
+
+    flash, flash_backward = (torch.ops.aten._scaled_dot_product_flash_attention_for_cpu,
+                             torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward)
+    q, k, v = (t.detach() for t in (q, k, v))
+    with TrafficCounter() as forward:
+        out, logsumexp = flash.default(q, k, v)
+    assert forward.bytes_moved == 4 * tensor_bytes and logsumexp.untyped_storage().data_ptr() in forward.bookkeeping
+    grad_out = torch.ones_like(out)
+    with TrafficCounter() as backward:
+        flash_backward.default(grad_out, q, k, v, out, logsumexp, 0.0, False)
+    assert backward.bytes_moved == 8 * tensor_bytes

@@ -16,9 +16,25 @@ from typing import Any, Callable, Hashable
 import numpy as np
 
 import torch
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from .traffic import TrafficCounter
+from .traffic import ATTENTION_BACKWARD, ATTENTION_FORWARD, TrafficCounter
+
+#: FLOP formulas torch's counter lacks: its fused-attention formulas (flash-attention paper's
+#: 4·b·h·s_q·s_k·d forward, 2.5x backward) cover the CUDA kernels, not the CPU's flash kernel, which
+#: it counted as 0 FLOPs; the same formulas for every backend keep a CUDA run's count the CPU run's.
+def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _attention_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
+                              **kwargs) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+_ATTENTION_FLOPS = {**{op.overloadpacket: _attention_flops for op in ATTENTION_FORWARD},
+                    **{op.overloadpacket: _attention_backward_flops for op in ATTENTION_BACKWARD}}
 
 
 @dataclass(frozen=True)
@@ -79,17 +95,18 @@ class StepMeter:
         seen: set[int] = set()
         saved = 0
 
+        counter, traffic = FlopCounterMode(display=False, custom_mapping=_ATTENTION_FLOPS), TrafficCounter()
+
         def pack(t: torch.Tensor):
             nonlocal saved
             storage = t.untyped_storage()
             ptr = storage.data_ptr()
-            if ptr not in seen and ptr not in self._param_storages:
+            if ptr not in seen and ptr not in self._param_storages and ptr not in traffic.bookkeeping:
                 seen.add(ptr)
                 saved += storage.nbytes()
             return t
 
         global _measuring
-        counter, traffic = FlopCounterMode(display=False), TrafficCounter()
         _measuring += 1
         try:
             with counter, traffic, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
