@@ -9,6 +9,8 @@ runs their steps in, and only the small trainable part is copied per client.
 """
 from __future__ import annotations
 
+import copy
+
 import time
 from dataclasses import dataclass
 
@@ -244,9 +246,23 @@ class LocalModel:
         return {k: v.detach().clone() for k, v in self.params.items()}
 
     def cost_signature(self) -> tuple:
-        """What of this part decides a step's FLOPs: its blocks and which parameters train."""
+        """What of this part decides a step's FLOPs: its blocks and which parameters train. (Not
+        whether its optimizer holds moments yet: AdamW's first step also zeroes them, memory traffic
+        later steps lack, so a shape is charged as the step that met it first was — the same step in
+        every run of a scenario, real or twin, serial or with workers.)"""
         return (type(self).__qualname__, self.start, self.end,
                 tuple((k, tuple(v.shape), v.requires_grad) for k, v in self.params.items()))
+
+    def copy(self) -> "LocalModel":
+        """A copy in this one's state (parameters, gradients held while accumulating, optimizer
+        moments) whose step can be counted without moving this one: a batched step's per-client
+        cost (cosim.learn.workers) is a step like the client's own would have been."""
+        twin = self.learner.local(self.state(), self.start, self.end)
+        for k, p in self.params.items():
+            twin.params[k].grad = None if p.grad is None else p.grad.clone()
+        twin.opt.load_state_dict(copy.deepcopy(self.opt.state_dict()))   # its moments, not these
+        twin.accumulating = self.accumulating
+        return twin
 
     def load(self, state: State) -> None:
         with torch.no_grad():

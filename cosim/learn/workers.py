@@ -105,13 +105,13 @@ def _job_train_batched(clients: list[str], state: dict, steps: int, cursors: lis
     with _cursors_kept(learner, clients):
         for client, cursor in zip(clients, cursors):
             learner.clients[client].restore(cursor)
-        _batched_steps(learner, meter, clients, locals_, state, steps, outs)
+        _batched_steps(learner, meter, clients, locals_, steps, outs)
     for out, local in zip(outs, locals_):
         out.state = local.state()
     return outs
 
 
-def _batched_steps(learner, meter, clients, locals_, state, steps, outs) -> None:
+def _batched_steps(learner, meter, clients, locals_, steps, outs) -> None:
     from .batched import batched_train_step
 
     for _ in range(steps):
@@ -121,7 +121,7 @@ def _batched_steps(learner, meter, clients, locals_, state, steps, outs) -> None
             key = meter.signature(local.train_step, (batch,), {})
             cost = meter.cost(key)
             if cost is None:   # count a throwaway copy's step: the client's own must not run twice
-                cost = meter.run(key, learner.local(state).train_step, batch)[1]
+                cost = meter.run(key, local.copy().train_step, batch)[1]
             costs.append(cost)
         losses = batched_train_step(locals_, batches)
         for out, client, loss, cost in zip(outs, clients, losses, costs):
