@@ -8,11 +8,12 @@ Each contender runs in a fresh subprocess, alternately (`--repeat`), and is meas
 wall time, CPU time (user + system of the process and its children) and peak PSS (proportional set
 size summed over the process tree, sampled every 0.2 s: shared model pages count once).
 
-    .venv/bin/python benchmarks/w1.py [--repeat 2] [--rounds 5] [--only cosim,plain,workers]
+    .venv/bin/python benchmarks/w1.py [--repeat 2] [--rounds 5] [--only cosim,plain,workers] [--device cuda]
     .venv/bin/python benchmarks/w1.py --run plain   # one contender, in this process
 
 Contenders: `plain` (the loop below), `cosim` (the scenario below, `runtime.workers: 1`), `workers`
-(the same with `runtime.workers: auto`).
+(the same with `runtime.workers: auto`). `--device cuda` runs both the loop and cosim
+(`runtime.device: cuda`) on the GPU; cosim's simulated times are the CPU run's either way.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ CLIENTS, PER_ROUND, LOCAL_STEPS, BATCH, MAX_LENGTH, LR, TEST_ROWS = 20, 5, 10, 1
 PAD_MULTIPLE = 8   # cosim's model.pad_multiple default
 
 
-def scenario(rounds: int, workers: str | int = 1) -> dict:
+def scenario(rounds: int, workers: str | int = 1, device: str = "cpu") -> dict:
     """W1 as a cosim scenario: 20 phones in a 3GPP urban macro cell around one T4 edge server."""
     return {
         "name": "w1", "seed": 1,
@@ -42,22 +43,22 @@ def scenario(rounds: int, workers: str | int = 1) -> dict:
         "edge": [{"profile": "edge-t4", "position_m": [0, 0, 25]}],
         "network": {"medium": {"bandwidth_hz": 20e6, "sharing": "equal"},
                     "channel": {"pathloss": {"model": "3gpp-uma"}, "fading": "rayleigh"}},
-        "runtime": {"workers": workers},
+        "runtime": {"workers": workers, "device": device},
         # the plain loop evaluates after each round only
 
         "outputs": {"dir": "/tmp/cosim-w1", "progress": False, "plots": [], "eval_round0": False},
     }
 
 
-def run_cosim(rounds: int, workers) -> dict:
+def run_cosim(rounds: int, workers, device: str = "cpu") -> dict:
     import cosim
 
-    result = cosim.run(scenario(rounds, workers), progress=False, plots=False)
+    result = cosim.run(scenario(rounds, workers, device), progress=False, plots=False)
     rounds_table = result.rounds
     return {"accuracy": float(rounds_table["accuracy"].iloc[-1]), "sim_time_s": float(rounds_table["sim_time_s"].iloc[-1])}
 
 
-def run_plain(rounds: int) -> dict:
+def run_plain(rounds: int, device: str = "cpu") -> dict:
     """The same steps as a plain serial loop: transformers + peft, a mean-pooling linear head, one
     trainable copy per client, FedAvg of the trainable tensors, dynamic padding to a multiple of 8
     (HF's `pad_to_multiple_of=8`, what cosim's default bucket padding gives: the same tensor shapes),
@@ -91,10 +92,10 @@ def run_plain(rounds: int) -> dict:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return self.head((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
 
-    model = Classifier().eval()
+    model = Classifier().eval().to(device)
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("head.") or "lora_" in name)
-    global_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    global_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}  # on `device`
 
     order = rng.permutation(len(ds.labels))
     test, train = order[:TEST_ROWS], order[TEST_ROWS:]
@@ -106,7 +107,8 @@ def run_plain(rounds: int) -> dict:
     def batch(rows):
         enc = tok([ds.texts[i] for i in rows], padding="longest", pad_to_multiple_of=PAD_MULTIPLE, truncation=True,
                   max_length=MAX_LENGTH, return_tensors="pt")
-        return enc["input_ids"], enc["attention_mask"], torch.from_numpy(ds.labels[rows].astype(np.int64))
+        y = torch.from_numpy(ds.labels[rows].astype(np.int64))
+        return enc["input_ids"].to(device), enc["attention_mask"].to(device), y.to(device)
 
     @torch.no_grad()
     def evaluate(state):
@@ -158,9 +160,9 @@ def _pss_bytes(pids) -> int:
     return total
 
 
-def measure(contender: str, rounds: int) -> dict:
+def measure(contender: str, rounds: int, device: str = "cpu") -> dict:
     """Run one contender in a fresh process; wall, CPU (process tree) and peak PSS."""
-    cmd = [sys.executable, __file__, "--run", contender, "--rounds", str(rounds)]
+    cmd = [sys.executable, __file__, "--run", contender, "--rounds", str(rounds), "--device", device]
     t0 = time.perf_counter()
     before = os.times()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -183,13 +185,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="plain,cosim,workers")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--run", default=None, help="run one contender here and print its result (internal)")
     args = ap.parse_args()
     if args.run:
         if args.run == "plain":
-            out = run_plain(args.rounds)
+            out = run_plain(args.rounds, args.device)
         else:
-            out = run_cosim(args.rounds, "auto" if args.run == "workers" else 1)
+            out = run_cosim(args.rounds, "auto" if args.run == "workers" else 1, args.device)
         print(json.dumps(out))
         return
 
@@ -199,14 +202,15 @@ def main() -> None:
     rows = []
     for rep in range(args.repeat):
         for c in contenders:
-            rows.append({"repeat": rep, **measure(c, args.rounds)})
+            rows.append({"repeat": rep, **measure(c, args.rounds, args.device)})
             print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     med = table.groupby("contender")[["wall_s", "cpu_s", "peak_pss_gb", "accuracy"]].median()
     if "plain" in med.index:
         med["wall_vs_plain"] = med["wall_s"] / med.loc["plain", "wall_s"]
         med["cpu_vs_plain"] = med["cpu_s"] / med.loc["plain", "cpu_s"]
-    print(f"\nW1, {args.rounds} rounds, medians of {args.repeat} alternated runs, {os.cpu_count()} cores:")
+    print(f"\nW1, {args.rounds} rounds, medians of {args.repeat} alternated runs, {os.cpu_count()} cores, "
+          f"device {args.device}:")
     print(med.round(3).to_string())
     print("\nmin/max wall:", table.groupby("contender")["wall_s"].agg(["min", "max"]).round(1).to_dict("index"))
 

@@ -120,12 +120,34 @@ def test_a_cuda_device_this_machine_lacks_is_refused_naming_the_field(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-@pytest.mark.parametrize("scheme", ["fedavg", "splitfed", "mobillm"])
-def test_on_cuda_the_simulated_times_are_the_cpu_run_s_and_accuracy_agrees(tmp_path, scheme):
+@pytest.mark.parametrize("scheme, runtime", [
+    ("fedavg", {}), ("splitfed", {}), ("mobillm", {}), ("split", {}), ("splitfrozen", {}),
+    ("fedavg", {"batch_clients": True}),          # grouped LoRA steps on the GPU
+])
+def test_on_cuda_the_simulated_times_are_the_cpu_run_s_and_accuracy_agrees(tmp_path, scheme, runtime):
     raw = _fedavg(tmp_path)
     raw["scheme"] = {**raw["scheme"], "name": scheme}
     cpu = cosim.run({**raw, "runtime": {"device": "cpu"}}, progress=False, plots=False)
-    gpu = cosim.run({**raw, "runtime": {"device": "cuda"}}, progress=False, plots=False)
+    gpu = cosim.run({**raw, "runtime": {"device": "cuda", **runtime}}, progress=False, plots=False)
     cols = ["t_start", "t_end", "node", "kind", "bytes", "flops"]
     assert gpu.events[cols].equals(cpu.events[cols])
+    # 150 held-out rows: 0.02 is three answers flipped by float rounding on another device
     assert abs(gpu.rounds.accuracy - cpu.rounds.accuracy).max() <= 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_on_cuda_a_causal_lm_keeps_the_cpu_run_s_times_and_perplexity(tmp_path):
+    raw = _fedavg(tmp_path)
+    raw["model"] = {"source": "tiny-llama", "task": "causal_lm", "max_length": 32}
+    raw["data"] = {**raw["data"], "test_samples": 32}
+    cpu = cosim.run({**raw, "runtime": {"device": "cpu"}}, progress=False, plots=False)
+    gpu = cosim.run({**raw, "runtime": {"device": "auto"}}, progress=False, plots=False)   # auto: the GPU here
+    cols = ["t_start", "t_end", "node", "kind", "bytes", "flops"]
+    assert gpu.events[cols].equals(cpu.events[cols])
+    torch.testing.assert_close(torch.tensor(gpu.rounds.perplexity.to_numpy()),
+                               torch.tensor(cpu.rounds.perplexity.to_numpy()), rtol=1e-3, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_device_auto_takes_the_gpu_when_torch_sees_one(tmp_path):
+    assert build(load({**_fedavg(tmp_path), "runtime": {"device": "auto"}})).learner.device.type == "cuda"
