@@ -15,7 +15,13 @@ def weighted_mean(states: list[State], weights: list[float]) -> State:
     2017, Algorithm 1: weights = client sample counts). Every state has the keys of the first."""
     w = torch.tensor(weights, dtype=torch.float64)
     w = (w / w.sum()).tolist()
-    return {k: sum(wi * s[k] for wi, s in zip(w, states)) for k in states[0]}
+    # Σ_i w_i·s_i in client order, one multi-tensor op per client over all keys (a thousand clients'
+    # tiny adapters were 76,000 separate ops, each paying the meter's dispatch on first count)
+    keys = list(states[0])
+    total = torch._foreach_mul([states[0][k] for k in keys], w[0])
+    for wi, s in zip(w[1:], states[1:]):
+        torch._foreach_add_(total, torch._foreach_mul([s[k] for k in keys], wi))
+    return dict(zip(keys, total))
 
 
 def merge(*parts: State) -> State:
