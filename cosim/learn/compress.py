@@ -60,11 +60,22 @@ def _tensors(payload) -> list:
     return list(payload.values()) if isinstance(payload, dict) else list(payload)
 
 
+_ITEMSIZE: dict[torch.dtype, int] = {}
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    """Bytes per element of `dtype` (looked up once per dtype)."""
+    size = _ITEMSIZE.get(dtype)
+    if size is None:
+        size = _ITEMSIZE[dtype] = torch.empty((), dtype=dtype).element_size()
+    return size
+
+
 def payload_bytes(shapes_and_dtypes) -> int:
     """Size on the wire of a message of tensors with these (shape, dtype) pairs."""
     total = MESSAGE_HEADER_BYTES
     for shape, dtype in shapes_and_dtypes:
-        total += TENSOR_HEADER_BYTES + int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+        total += TENSOR_HEADER_BYTES + math.prod(shape) * _itemsize(dtype)
     return total
 
 
@@ -107,7 +118,7 @@ class TensorCodec:
             code, ndim, *dims = struct.unpack_from("<BB6x6I", data, offset)
             offset += TENSOR_HEADER_BYTES
             dtype, shape = _DTYPES[code], dims[:ndim]
-            nbytes = int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+            nbytes = math.prod(shape) * _itemsize(dtype)
             raw = bytearray(data[offset:offset + nbytes])
             offset += nbytes
             if dtype == torch.bfloat16:
@@ -164,11 +175,11 @@ def quantized_payload_bytes(float_shapes, bits: int, raw_shapes_and_dtypes=(), p
     (shape, dtype)."""
     total = MESSAGE_HEADER_BYTES
     for shape in float_shapes:
-        numel = int(np.prod(shape, dtype=np.int64))
+        numel = math.prod(shape)
         rows = numel // shape[-1] if per_row and len(shape) and shape[-1] else 1
         total += quantized_tensor_bytes(numel, bits, rows)
     for shape, dtype in raw_shapes_and_dtypes:
-        total += TENSOR_HEADER_BYTES + int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+        total += TENSOR_HEADER_BYTES + math.prod(shape) * _itemsize(dtype)
     return total
 
 
@@ -295,7 +306,7 @@ class QuantCodec:
             code, ndim, bits, per_row, *dims = struct.unpack_from("<BBBB4x6I", data, offset)
             offset += TENSOR_HEADER_BYTES
             dtype, shape = _DTYPES[code], dims[:ndim]
-            numel = int(np.prod(shape, dtype=np.int64))
+            numel = math.prod(shape)
             if bits:
                 rows = numel // shape[-1] if per_row else 1
                 params = np.frombuffer(data, dtype="<f4", count=2 * rows, offset=offset).reshape(rows, 2)
@@ -305,7 +316,7 @@ class QuantCodec:
                 codes = unpack_codes(data[offset:offset + nbytes], bits, numel)
                 t = dequantize(codes, lo, scale).to(dtype)
             else:
-                nbytes = numel * torch.empty((), dtype=dtype).element_size()
+                nbytes = numel * _itemsize(dtype)
                 raw = bytearray(data[offset:offset + nbytes])
                 t = torch.frombuffer(raw, dtype=dtype) if nbytes else torch.empty(0, dtype=dtype)
             offset += nbytes
@@ -483,7 +494,7 @@ def _raw_bytes(t: torch.Tensor) -> bytes:
 
 
 def _from_raw(data, offset: int, dtype: torch.dtype, count: int) -> tuple[torch.Tensor, int]:
-    nbytes = count * torch.empty((), dtype=dtype).element_size()
+    nbytes = count * _itemsize(dtype)
     if not nbytes:
         return torch.empty(0, dtype=dtype), offset
     raw = bytearray(data[offset:offset + nbytes])
@@ -679,7 +690,7 @@ class CompressedCodec:
         code, ndim, bits, kind, flags, *dims = struct.unpack_from("<BBBBB3x6I", body, offset)
         offset += TENSOR_HEADER_BYTES
         dtype, shape = _DTYPES[code], dims[:ndim]
-        numel = int(np.prod(shape, dtype=np.int64))
+        numel = math.prod(shape)
         width = shape[-1] if ndim else 1
         rows = numel // width if width else 0
         flat_pos = None
