@@ -119,9 +119,35 @@ def _grouped_step(models: Sequence[LocalModel], batches: Sequence[Batch]) -> lis
     for name, grad in zip(stacked, grads):
         for m, g in zip(models, grad):
             _add_grad(m.params[name], g)
-    for m in models:
-        m._apply()
+    _update_together(models)
     return losses.tolist()
+
+
+def _update_together(models: Sequence[LocalModel]) -> None:
+    """Each client's own optimizer update (`LocalModel._apply`), run as one update over all the
+    clients' parameters: one optimizer of the same kind and settings whose state is each client's own
+    (the same dict objects, so the clients' optimizers see their moments move). The update is
+    elementwise, so every element gets what its own optimizer gives it; one multi-tensor call
+    instead of one per client (on a GPU each was a thousand kernel launches per 16 clients' step).
+    Clients still accumulating micro-batches (`LocalModel.accumulate`) update alone, as before."""
+    first = models[0].opt
+    settings = {k: v for k, v in first.param_groups[0].items() if k != "params"}
+    same = all(type(m.opt) is type(first) and len(m.opt.param_groups) == 1
+               and {k: v for k, v in m.opt.param_groups[0].items() if k != "params"} == settings for m in models)
+    if any(m.accumulating for m in models) or not same:
+        for m in models:
+            m._apply()
+        return
+    params = [p for m in models for p in m.opt.param_groups[0]["params"]]
+    together = type(first)(params, lr=settings["lr"])
+    together.param_groups[0].update(settings)   # every setting of the clients' own group
+    for m in models:
+        together.state.update({p: m.opt.state[p] for p in m.opt.param_groups[0]["params"] if p in m.opt.state})
+    together.step()
+    for m in models:
+        for p in m.opt.param_groups[0]["params"]:
+            m.opt.state[p] = together.state[p]
+            p.grad = None   # zero_grad(set_to_none=True), as `_apply` does
 
 
 def _add_grad(param: torch.Tensor, grad: torch.Tensor) -> None:
