@@ -535,7 +535,7 @@ def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
         data["budget"] = budget if "perplexity" in q_label else budget * 100.0
         t_budget = float(table["budget_s"].dropna().iloc[0])
         panels.append(("budget", q_label.replace("final ", f"at t = {t_budget:g} s: "),
-                       f"{panels[0][2]} within a {t_budget:g} s budget"))
+                       f"{panels[0][2].removeprefix('Final ').capitalize()} within a {t_budget:g} s budget"))
     panels.append(("time", f"simulated time ({unit})", "Simulated time to finish"))
     for k in groups:
         data[k] = table[k].map(_text)  # text groups, so null values (lora: null) match too
