@@ -272,10 +272,13 @@ def at_budget(run_dir: Path, budget_s: float) -> dict:
     the same run under `stop.sim_time_s: budget_s` reports as final, without running it again."""
     rounds = pd.read_csv(run_dir / "rounds.csv")
     closed = rounds[rounds.sim_time_s <= budget_s]
-    last = closed.iloc[-1] if len(closed) else None
-    value = (lambda col: float(last[col]) if last is not None and col in closed.columns else math.nan)
-    return {"budget_s": budget_s, "rounds_at_budget": int(last["round"]) if last is not None else math.nan,
-            "accuracy_at_budget": value("accuracy"), "perplexity_at_budget": value("perplexity")}
+    if closed.empty:
+        return {"budget_s": budget_s, "rounds_at_budget": math.nan, "accuracy_at_budget": math.nan,
+                "perplexity_at_budget": math.nan}
+    last = closed.iloc[-1]
+    return {"budget_s": budget_s, "rounds_at_budget": int(last["round"]),
+            "accuracy_at_budget": float(last.get("accuracy", math.nan)),
+            "perplexity_at_budget": float(last.get("perplexity", math.nan))}
 
 
 def parse_grid(text: str) -> tuple[str, list]:
@@ -581,8 +584,9 @@ def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
             ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0)
             ax.set_xlim(-0.5, len(order) - 0.5)
         ax.grid(True, alpha=0.3)
-        if groups:
-            ax.legend(fontsize=8)
+    if groups:  # the same lines in every panel: one legend, below them, where it hides none
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(len(combos), 3),
+                   fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
