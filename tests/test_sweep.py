@@ -66,7 +66,7 @@ def test_the_grid_runs_its_product_in_order_and_bandwidth_moves_time_not_accurac
         sc = yaml.safe_load((Path(row.run_dir) / "scenario.yaml").read_text())
         assert (sc["network"]["medium"]["bandwidth_hz"], sc["scheme"]["cut_layer"]) == \
             (row[BANDWIDTH], row["scheme.cut_layer"])
-        assert sc["sweep"] == {"grid": {}}
+        assert sc["sweep"] == {"grid": {}, "budget_s": None}   # a one-point scenario: no grid of its own
         assert (Path(row.run_dir) / "events.parquet").is_file()
     out = table.attrs["dir"]
     assert out.parent == _results(tmp_path) / "tiny" and out.name.startswith("sweep-")
