@@ -294,6 +294,9 @@ class SweepConfig(Strict):
     (cosim.sweep). Keys are dotted scenario paths; each point is validated before any run."""
     grid: dict[str, list[Any]] = Field({}, description="dotted scenario path -> values, e.g. "
                                        "{network.medium.bandwidth_hz: [5e6, 20e6], seed: [1, 2, 3]}")
+    budget_s: float | None = Field(None, gt=0, description="also score every point at this simulated time: the "
+                                   "held-out quality of its last round closed by then, what `stop.sim_time_s` "
+                                   "would have reported (columns perplexity_at_budget, accuracy_at_budget)")
 
     @field_validator("grid")
     @classmethod

@@ -9,7 +9,10 @@ point of its `sweep:` grid (a given `grid` merged over it), e.g.
         scheme.cut_layer: [1, 3]
         seed: [1, 2]
 
-runs 3 x 2 x 2 = 12 runs, the first key varying slowest. Every point is validated before any run.
+runs 3 x 2 x 2 = 12 runs, the first key varying slowest. A scenario with a `compare:` list runs
+every entry at every point (cosim.compare's entries, built on the point's settings): the entries are
+the innermost key, `compare` (the entry's label), so 12 points x 3 entries = 36 runs. Every point is
+validated before any run.
 Each point is one `cosim.run` in a process of its own (DESIGN.md §7: a single run is one process):
 backend "local" is a spawn-context process pool on this machine, backend "ray" one Ray task per
 point, on a local Ray or on a cluster (`address=`). Nothing here schedules beyond that.
@@ -75,7 +78,8 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
 
     `grid` (dotted key -> values) goes over the file's `sweep.grid` key by key; `overrides` apply to
     every point, under the grid. The table, in grid order (index `point`), has the swept keys as
-    columns (values as the validated scenario holds them: `5e6` -> 5000000.0), then the columns of
+    columns (values as the validated scenario holds them: `5e6` -> 5000000.0; `compare`, the entry's
+    label, last when the scenario has a `compare:` list), then the columns of
     `Result.summary`, then `run_dir`; `table.attrs["dir"]` is the sweep folder, `attrs["keys"]` the
     swept keys.
 
@@ -93,6 +97,7 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
         _import_ray(local=not address)  # refuse before anything is created when Ray is missing
     first = scenarios[0]
     raws = [sc.model_dump(mode="json") for sc in scenarios]  # what each worker runs: the validated point
+    budget_s = _budget_s(scenario, overrides)
     if resume is None:
         out = unique_dir(Path(first.outputs.dir) / first.name, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
         (out / POINTS_FILE).write_text(json.dumps(raws))
@@ -100,7 +105,8 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
         out = _resumable(Path(resume), raws, backend)
     show = first.outputs.progress if progress is None else progress
 
-    values = [{k: _resolved(raw, k, point[k]) for k in keys} for point, raw in zip(points, raws)]
+    values = [{k: point[k] if k == COMPARE_KEY else _resolved(raw, k, point[k]) for k in keys}
+              for point, raw in zip(points, raws)]
     csv = _Appender(out / "sweep.csv")
     rows: dict[int, dict] = _finished_rows(out) if resume is not None else {}
     if rows:
@@ -112,7 +118,8 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
         status, *rest = outcome
         if status == "ok":
             summary, run_dir = rest
-            rows[i] = {**values[i], **{k: v for k, v in summary.items() if k not in keys}, "run_dir": run_dir}
+            rows[i] = {**values[i], **{k: v for k, v in summary.items() if k not in keys},
+                       **(at_budget(Path(run_dir), budget_s) if budget_s is not None else {}), "run_dir": run_dir}
             csv.append(i, rows[i])
         else:
             failures.append((i, status, rest[0]))
@@ -179,13 +186,34 @@ def points_of(scenario, grid: dict[str, list] | None = None,
                    for a in keys for b in keys if b.startswith(a + ".")]
     if overlapping:
         raise ScenarioError(overlapping)
+    if COMPARE_KEY in keys:
+        raise ScenarioError([f"sweep.grid.{COMPARE_KEY}: not a setting to sweep (given {merged[COMPARE_KEY]!r}); "
+                             "allowed: a compare: list in the scenario, whose entries then run at every point"])
     base = {k: v for k, v in raw.items() if k != "sweep"}  # each run folder holds a one-point scenario
     points = [dict(zip(keys, combo)) for combo in itertools.product(*(merged[k] for k in keys))]
-    return keys, points, _loaded(base, keys, points)
+    scenarios = _loaded(base, keys, points)
+    if not base.get("compare"):
+        return keys, points, [sc for [(_, sc)] in scenarios]
+    return keys + [COMPARE_KEY], [{**point, COMPARE_KEY: label} for point, entries in zip(points, scenarios)
+                                  for label, _ in entries], [sc for entries in scenarios for _, sc in entries]
 
 
-def _loaded(base: dict, keys: list[str], points: list[dict]) -> list:
-    """Each point's scenario, validated. A problem that every point with a key's value has is named by
+#: The key of a sweep's table that names the compare entry a run is (a scenario with a `compare:` list).
+COMPARE_KEY = "compare"
+
+
+def _point(raw: dict) -> list[tuple[str | None, Any]]:
+    """The runs of one point: (label, Scenario) for each compare entry of a scenario with a
+    `compare:` list (cosim.compare builds and validates them), else (None, the point's Scenario)."""
+    if not raw.get("compare"):
+        return [(None, validate(raw))]
+    from .compare import entries_of
+
+    return entries_of(raw)
+
+
+def _loaded(base: dict, keys: list[str], points: list[dict]) -> list[list[tuple[str | None, Any]]]:
+    """Each point's runs (`_point`), validated. A problem that every point with a key's value has is named by
     that key and value (`sweep.grid.scheme.cut_layer=9: scheme.cut_layer: ...`); one every point has
     is named once, as it is; any other by its point (`sweep point (model.source='tiny-bert',
     scheme.cut_layer=5): ...`)."""
@@ -202,7 +230,7 @@ def _loaded(base: dict, keys: list[str], points: list[dict]) -> list:
             except ScenarioError as err:
                 lines += err.problems
         try:
-            scenarios.append(validate(raw))
+            scenarios.append(_point(raw))
         except ScenarioError as err:
             lines += err.problems
         if lines:
@@ -230,6 +258,27 @@ def _loaded(base: dict, keys: list[str], points: list[dict]) -> list:
             if text not in problems:
                 problems.append(text)
     raise ScenarioError(problems)
+
+
+def _budget_s(scenario, overrides: dict[str, Any] | None) -> float | None:
+    """The file's `sweep.budget_s` (checked by `points_of` before this is asked)."""
+    raw = apply_overrides(read_raw(scenario), overrides)
+    return SweepConfig.model_validate(raw.get("sweep") or {}).budget_s
+
+
+def at_budget(run_dir: Path, budget_s: float) -> dict:
+    """A run's held-out quality at simulated time `budget_s`: that of its last round closed by then
+    (round 0, the initial model, at t = 0). A stop rule changes nothing before it, so this is what
+    the same run under `stop.sim_time_s: budget_s` reports as final, without running it again."""
+    rounds = pd.read_csv(run_dir / "rounds.csv")
+    closed = rounds[rounds.sim_time_s <= budget_s]
+    if closed.empty:
+        return {"budget_s": budget_s, "rounds_at_budget": math.nan, "accuracy_at_budget": math.nan,
+                "perplexity_at_budget": math.nan}
+    last = closed.iloc[-1]
+    return {"budget_s": budget_s, "rounds_at_budget": int(last["round"]),
+            "accuracy_at_budget": float(last.get("accuracy", math.nan)),
+            "perplexity_at_budget": float(last.get("perplexity", math.nan))}
 
 
 def parse_grid(text: str) -> tuple[str, list]:
@@ -468,9 +517,9 @@ def _bar(total: int, name: str, show: bool):
 
 
 def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
-    """Final accuracy (perplexity for a causal LM) and simulated time against the first swept key
-    other than `seed`, one line per combination of the other keys; when `seed` is swept, the mean
-    over seeds with a min-max band."""
+    """Final accuracy (perplexity for a causal LM), the same at the sweep's `budget_s` when it has
+    one (a middle panel), and simulated time against the first swept key other than `seed`, one line
+    per combination of the other keys; when `seed` is swept, the mean over seeds with a min-max band."""
     from matplotlib.ticker import EngFormatter, NullLocator
 
     from .plots import FIG_WIDTH_IN, SERIES_COLORS, _column, _log_axis, _new_figure, _save, _time_unit, _use_log
@@ -483,6 +532,14 @@ def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
         (_column(table, "final_accuracy") * 100.0, "final accuracy (%)")
     div, unit = _time_unit(np.nanmax(_column(table, "sim_time_s").to_numpy(), initial=0.0))
     data = pd.DataFrame({"x": table[x_key], "quality": quality, "time": _column(table, "sim_time_s") / div})
+    panels = [("quality", q_label, q_label.split(" (")[0].capitalize())]
+    if "budget_s" in table.columns and table["budget_s"].notna().any():
+        budget = _column(table, "perplexity_at_budget" if "perplexity" in q_label else "accuracy_at_budget")
+        data["budget"] = budget if "perplexity" in q_label else budget * 100.0
+        t_budget = float(table["budget_s"].dropna().iloc[0])
+        panels.append(("budget", q_label.replace("final ", f"at t = {t_budget:g} s: "),
+                       f"{panels[0][2].removeprefix('Final ').capitalize()} within a {t_budget:g} s budget"))
+    panels.append(("time", f"simulated time ({unit})", "Simulated time to finish"))
     for k in groups:
         data[k] = table[k].map(_text)  # text groups, so null values (lora: null) match too
 
@@ -493,10 +550,10 @@ def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
     order = list(dict.fromkeys(data.x))  # grid order, for categories
     data["xpos"] = x_num if numeric else data.x.map(order.index).astype(float)
 
-    fig = _new_figure(FIG_WIDTH_IN * 1.1, 4.3)
-    axes = fig.subplots(1, 2)
+    fig = _new_figure(FIG_WIDTH_IN * 0.55 * len(panels), 4.3)
+    axes = fig.subplots(1, len(panels))
     combos = list(dict.fromkeys(map(tuple, data[groups].itertuples(index=False)))) if groups else [()]
-    for ax, column, ylabel in ((axes[0], "quality", q_label), (axes[1], "time", f"simulated time ({unit})")):
+    for ax, (column, ylabel, heading) in zip(axes, panels):
         for c, combo in enumerate(combos):
             sel = data if not groups else data[(data[groups] == pd.Series(combo, index=groups)).all(axis=1)]
             stats = sel.groupby("xpos", sort=True)[column].agg(["mean", "min", "max"])
@@ -509,7 +566,8 @@ def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
             if over_seeds and (stats["max"] > stats["min"]).any():
                 ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
         ax.set_ylabel(ylabel + (" — mean, min-max over seeds" if over_seeds else ""), fontsize=9)
-        if column == "quality" and "accuracy" in q_label:
+        ax.set_title(heading, fontsize=10)
+        if column in ("quality", "budget") and "accuracy" in q_label:
             ax.set_ylim(0, 100)
         elif _use_log(data[column].to_numpy(dtype=float)):
             _log_axis(ax)
@@ -526,10 +584,9 @@ def plot_sweep(table: pd.DataFrame, keys: list[str], path, title=None) -> Path:
             ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0)
             ax.set_xlim(-0.5, len(order) - 0.5)
         ax.grid(True, alpha=0.3)
-        if groups:
-            ax.legend(fontsize=8)
-    axes[0].set_title(q_label.split(" (")[0].capitalize(), fontsize=10)
-    axes[1].set_title("Simulated time to finish", fontsize=10)
+    if groups:  # the same lines in every panel: one legend, below them, where it hides none
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(len(combos), 3),
+                   fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -556,4 +613,4 @@ def _unit_of(key: str) -> str:
     return {"hz": "Hz", "bps": "bit/s", "s": "s", "m": "m", "w": "W", "j": "J"}.get(suffix, "")
 
 
-__all__ = ["BACKENDS", "SHOWN", "SweepError", "parse_grid", "plot_sweep", "points_of", "run_point", "sweep"]
+__all__ = ["BACKENDS", "COMPARE_KEY", "SHOWN", "SweepError", "parse_grid", "plot_sweep", "points_of", "run_point", "sweep"]

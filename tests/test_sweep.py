@@ -66,7 +66,7 @@ def test_the_grid_runs_its_product_in_order_and_bandwidth_moves_time_not_accurac
         sc = yaml.safe_load((Path(row.run_dir) / "scenario.yaml").read_text())
         assert (sc["network"]["medium"]["bandwidth_hz"], sc["scheme"]["cut_layer"]) == \
             (row[BANDWIDTH], row["scheme.cut_layer"])
-        assert sc["sweep"] == {"grid": {}}
+        assert sc["sweep"] == {"grid": {}, "budget_s": None}   # a one-point scenario: no grid of its own
         assert (Path(row.run_dir) / "events.parquet").is_file()
     out = table.attrs["dir"]
     assert out.parent == _results(tmp_path) / "tiny" and out.name.startswith("sweep-")
@@ -223,3 +223,39 @@ def test_validate_checks_every_point_of_the_files_grid(tmp_path, capsys):
     path.write_text(yaml.safe_dump(raw))
     assert main(["validate", str(path)]) == 0
     assert "sweep: 2 points over scheme.cut_layer" in capsys.readouterr().out
+
+
+def test_a_scenario_with_a_compare_list_runs_every_entry_at_every_point(tmp_path):
+    """The entries are the innermost key, `compare`; each is the entry's merged scheme block on the
+    point's settings, so a swept key reaches every entry."""
+    raw = _split(tmp_path, **{BANDWIDTH: [2e6, 20e6]})
+    raw["compare"] = ["splitlora", {"label": "fast-lr", "scheme": {"name": "splitlora", "lr": 0.05}},
+                      {"label": "fedlora", "scheme": {"name": "fedlora"}}]
+    keys, points, scenarios = points_of(raw)
+    assert keys == [BANDWIDTH, "compare"]
+    assert [(p[BANDWIDTH], p["compare"]) for p in points] == [
+        (2e6, "splitlora"), (2e6, "fast-lr"), (2e6, "fedlora"),
+        (20e6, "splitlora"), (20e6, "fast-lr"), (20e6, "fedlora")]
+    assert [sc.network.medium.bandwidth_hz for sc in scenarios] == [2e6] * 3 + [20e6] * 3
+    assert [sc.scheme.name for sc in scenarios[:3]] == ["splitlora", "splitlora", "fedlora"]
+    assert scenarios[1].scheme.lr == 0.05 and scenarios[0].scheme.lr == raw["scheme"]["lr"]
+    assert not hasattr(scenarios[2].scheme, "cut_layer")  # a base key its scheme does not declare stays out
+    assert all(not sc.compare for sc in scenarios)        # each run folder holds a one-scheme scenario
+
+    raw["compare"][1]["scheme"]["bits"] = 4                # an entry's bad key is named by its path
+    with pytest.raises(ScenarioError, match=r"compare\.1\.scheme\.bits"):
+        points_of(raw)
+    with pytest.raises(ScenarioError, match=r"sweep\.grid\.compare: not a setting to sweep"):
+        points_of(_split(tmp_path, compare=[["splitlora"]]))
+
+
+def test_quality_at_a_budget_is_that_of_the_last_round_closed_by_then(tmp_path):
+    """What the same run stopped by `stop.sim_time_s` would report: a stop changes nothing before it."""
+    from cosim.sweep import at_budget
+
+    pd.DataFrame({"round": [0, 1, 2], "sim_time_s": [0.0, 2.0, 5.0], "accuracy": [0.1, 0.2, 0.3],
+                  "perplexity": [90.0, 60.0, 40.0]}).to_csv(tmp_path / "rounds.csv", index=False)
+    assert at_budget(tmp_path, 4.9) == {"budget_s": 4.9, "rounds_at_budget": 1, "accuracy_at_budget": 0.2,
+                                        "perplexity_at_budget": 60.0}
+    assert at_budget(tmp_path, 5.0)["perplexity_at_budget"] == 40.0   # a round that closes at the budget counts
+    assert at_budget(tmp_path, 1.0)["rounds_at_budget"] == 0          # the initial model
