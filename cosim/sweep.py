@@ -32,6 +32,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -154,6 +155,8 @@ def sweep(scenario, grid: dict[str, list] | None = None, overrides: dict[str, An
 
             write_report(out)
     table.attrs["dir"], table.attrs["keys"] = out, keys
+    if not failures and len(rows) == len(points):   # every point done: nothing left to resume
+        shutil.rmtree(out / "running", ignore_errors=True)
     if failures:
         lines = [f"sweep point {i} ({_label(values[i])}): {line}" for i, _, msg in sorted(failures) for line in msg]
         raise SweepError(lines, table, bad_input=all(status == "bad" for _, status, _ in failures))
@@ -409,7 +412,6 @@ def _import_ray(local: bool):
 
 def _run_ray(raws: list[dict], workers: int, address: str | None, out: Path, finished) -> None:
     """One Ray task per point (1 CPU, a fresh worker each: max_calls=1), at most `workers` in flight."""
-    import shutil
 
     _import_ray(local=not address)
     temp_dir = None if address else ray_temp_dir(out)

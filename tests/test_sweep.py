@@ -73,6 +73,7 @@ def test_the_grid_runs_its_product_in_order_and_bandwidth_moves_time_not_accurac
     csv = pd.read_csv(out / "sweep.csv", index_col="point")
     pd.testing.assert_frame_equal(csv.drop(columns=HOST), table.drop(columns=HOST), check_dtype=False)
     assert (out / "sweep.png").stat().st_size > 10_000
+    assert not (out / "running").exists()   # the points' resume notes go once every point is done
 
     # the same points in one process at a time: the same table
     again = cosim.sweep(raw, workers=1)
