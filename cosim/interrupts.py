@@ -146,14 +146,35 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="cosim-parent-watch", daemon=True).start()
 
 
-def stop_workers(pids) -> None:
-    """SIGTERM each worker process still alive: a running point stops as an interrupted run."""
+def stop_workers(pids, sig: int = signal.SIGTERM) -> None:
+    """SIGTERM each worker process still alive: a running point stops as an interrupted run
+    (`sig=SIGKILL`: one that did not stop in its grace period ends now)."""
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
 
+def worker_pids(known=()) -> set[int]:
+    """The pool's worker processes: those it lists (`known`) and, on Linux, every child process of
+    this one but multiprocessing's resource tracker. A pool that starts a fresh worker per point
+    lists a new worker only once it has started, so an interrupt can come before the list has it."""
+    pids = set(known)
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+    except ImportError:
+        tracker = None
+    for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
+        try:
+            pids.update(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    pids.discard(tracker)
+    return pids
+
+
 __all__ = ["BatchInterrupted", "EXIT_INTERRUPTED", "RunInterrupted", "interruptible", "stop_on_signals",
-           "stop_workers", "worker_init"]
+           "stop_workers", "worker_init", "worker_pids"]
