@@ -86,7 +86,10 @@ def stop_on_signals(sim):
 @contextmanager
 def interruptible():
     """While the block runs (a command), SIGTERM raises KeyboardInterrupt as SIGINT does, so both
-    stop the same way wherever the host is (a run replaces both handlers with its own)."""
+    stop the same way wherever the host is (a run replaces both handlers with its own). SIGINT gets
+    Python's own handler even when the command started with it ignored (a background job of a
+    script: the shell ignores SIGINT for it, and Python then keeps it ignored), so `kill -INT` stops
+    a sweep or a compare as it stops a single run."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -94,11 +97,13 @@ def interruptible():
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, h in previous.items():
+            signal.signal(sig, h)
 
 
 # --- worker processes -----------------------------------------------------------------------------
@@ -146,35 +151,14 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="cosim-parent-watch", daemon=True).start()
 
 
-def stop_workers(pids, sig: int = signal.SIGTERM) -> None:
-    """SIGTERM each worker process still alive: a running point stops as an interrupted run
-    (`sig=SIGKILL`: one that did not stop in its grace period ends now)."""
+def stop_workers(pids) -> None:
+    """SIGTERM each worker process still alive: a running point stops as an interrupted run."""
     for pid in pids:
         try:
-            os.kill(pid, sig)
+            os.kill(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
 
 
-def worker_pids(known=()) -> set[int]:
-    """The pool's worker processes: those it lists (`known`) and, on Linux, every child process of
-    this one but multiprocessing's resource tracker. A pool that starts a fresh worker per point
-    lists a new worker only once it has started, so an interrupt can come before the list has it."""
-    pids = set(known)
-    try:
-        from multiprocessing import resource_tracker
-
-        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
-    except ImportError:
-        tracker = None
-    for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
-        try:
-            pids.update(int(c) for c in (task / "children").read_text().split())
-        except (OSError, ValueError):
-            continue
-    pids.discard(tracker)
-    return pids
-
-
 __all__ = ["BatchInterrupted", "EXIT_INTERRUPTED", "RunInterrupted", "interruptible", "stop_on_signals",
-           "stop_workers", "worker_init", "worker_pids"]
+           "stop_workers", "worker_init"]

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 import traceback
@@ -45,8 +44,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from .interrupts import (EXIT_INTERRUPTED, BatchInterrupted, RunInterrupted, parent_gone, stop_workers, worker_init,
-                         worker_pids)
+from .interrupts import EXIT_INTERRUPTED, BatchInterrupted, RunInterrupted, parent_gone, stop_workers, worker_init
 from .learn.workers import import_ray, ray_temp_dir, start_ray
 from .results import unique_dir, write_atomic
 from .scenario import ScenarioError, SweepConfig, _problems, apply_overrides, read_raw, safe_yaml, validate
@@ -390,15 +388,11 @@ def _run_local(raws: list[dict], workers: int, finished, notes: list[str] | None
     except KeyboardInterrupt:   # stop the workers: each running point stops as an interrupted run
         for future in pending:
             future.cancel()
-        workers = worker_pids((pool._processes or {}).keys())
-        stop_workers(workers)
+        stop_workers(list((pool._processes or {}).keys()))
         try:   # the points that finish meanwhile are kept; a second interrupt stops waiting
             done, _ = wait(pending, timeout=STOP_GRACE_S)
             collect(done)
         finally:
-            # a worker still running after its grace period (or started since) must not outlive the
-            # sweep: the interpreter's exit would wait for it
-            stop_workers(worker_pids(workers), signal.SIGKILL)
             pool.shutdown(wait=False, cancel_futures=True)
         raise
     except BaseException:
