@@ -33,7 +33,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 import traceback
 from collections import Counter
@@ -359,46 +358,77 @@ def run_point(raw: dict, cwd: str, note: str | None = None) -> tuple:
 
 
 def _run_local(raws: list[dict], workers: int, finished, notes: list[str] | None = None) -> None:
-    """A spawn-context process pool; a fresh process per point (Python >= 3.11), so no state of one
-    run (caches, a shared SUMO instance) reaches the next."""
+    """Each point in a fresh spawned process (no state of one run, such as caches or a shared SUMO
+    instance, reaches the next), at most `workers` at once. A loop of our own rather than
+    ProcessPoolExecutor(max_tasks_per_child=1): on CPython 3.11 that pool's manager thread spawns a
+    replacement worker while the pool shuts down, which printed a traceback when a sweep was
+    interrupted."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing.connection import wait
 
-    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init,
-                               **fresh)
-    pending: dict = {}
+    context = multiprocessing.get_context("spawn")
+    waiting = list(enumerate(zip(raws, notes or [None] * len(raws))))
+    running: dict[int, tuple] = {}   # point -> (process, the end its outcome arrives on)
 
-    def collect(done) -> None:
-        for future in sorted(done, key=pending.get):
-            i = pending.pop(future)
-            if future.cancelled():
-                continue
-            error = future.exception()
-            finished(i, future.result() if error is None else
-                     ("error", [f"the worker process died: {type(error).__name__}: {error}"]))
+    def start() -> None:
+        while waiting and len(running) < workers:
+            i, (raw, note) = waiting.pop(0)
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_point_process, args=(send, raw, os.getcwd(), note),
+                                      name=f"cosim-sweep-point-{i}")
+            process.start()
+            send.close()   # the child holds the only sending end: its death reads as EOF here
+            running[i] = (process, receive)
+
+    def collect(timeout: float | None) -> None:
+        ready = set(wait([end for _, end in running.values()], timeout))
+        for i in sorted(i for i, (_, end) in running.items() if end in ready):
+            process, end = running.pop(i)
+            try:
+                outcome = end.recv()
+            except EOFError:   # it died before it could report
+                process.join()
+                outcome = ("error", [f"the worker process died (exit code {process.exitcode})"])
+            end.close()
+            process.join()
+            finished(i, outcome)
 
     try:
-        notes = notes or [None] * len(raws)
-        pending.update({pool.submit(run_point, raw, os.getcwd(), note): i
-                        for i, (raw, note) in enumerate(zip(raws, notes))})
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            collect(done)
+        start()
+        while running:
+            collect(None)
+            start()
     except KeyboardInterrupt:   # stop the workers: each running point stops as an interrupted run
-        for future in pending:
-            future.cancel()
-        stop_workers(list((pool._processes or {}).keys()))
+        waiting.clear()
+        stop_workers([process.pid for process, _ in running.values()])
         try:   # the points that finish meanwhile are kept; a second interrupt stops waiting
-            done, _ = wait(pending, timeout=STOP_GRACE_S)
-            collect(done)
+            deadline = time.monotonic() + STOP_GRACE_S
+            while running and time.monotonic() < deadline:
+                collect(deadline - time.monotonic())
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _kill(running)
         raise
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _kill(running)
         raise
-    pool.shutdown()
+
+
+def _point_process(send, raw: dict, cwd: str, note: str | None) -> None:
+    """A sweep worker's whole life: one point, its outcome sent to the parent."""
+    worker_init()
+    outcome = run_point(raw, cwd, note)
+    send.send(outcome)
+    send.close()
+
+
+def _kill(running: dict[int, tuple]) -> None:
+    """End the workers still running (after the grace period, or when the sweep itself failed)."""
+    for process, end in running.values():
+        if process.is_alive():
+            process.kill()
+        process.join()
+        end.close()
+    running.clear()
 
 
 def _import_ray(local: bool):
