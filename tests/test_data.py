@@ -12,6 +12,7 @@ from cosim.learn.data import (
     encode,
     load_dataset,
     partition,
+    token_lengths,
     train_test_split,
 )
 
@@ -306,3 +307,30 @@ def test_evaluation_batches_cover_the_set_in_order_with_a_short_last_batch():
     assert [len(t) for t, _ in got] == [4, 4, 2]
     assert [t for texts, _ in got for t in texts] == ds.texts
     assert torch.equal(torch.cat([y for _, y in got]), torch.from_numpy(ds.labels))
+
+
+def _wrapper_encode(tokenizer, texts, max_length, padding, pad_multiple=8):
+    """What transformers' own call gives, bucket rounding applied by hand: the reference."""
+    enc = tokenizer(list(texts), padding="longest" if padding == "bucket" else "max_length", truncation=True,
+                    max_length=max_length, return_tensors="pt")
+    width = enc["input_ids"].shape[1]
+    target = min(-(-width // pad_multiple) * pad_multiple, max_length) if padding == "bucket" else width
+    fill = {"input_ids": tokenizer.pad_token_id or 0, "attention_mask": 0, "token_type_ids": 0}
+    return {k: torch.nn.functional.pad(v, (0, target - width), value=fill[k]) for k, v in enc.items()}
+
+
+def encodes_as_the_wrapper_does(tokenizer, texts) -> None:
+    for max_length in (5, 32, 128):
+        for padding in ("bucket", "max_length"):
+            ours, ref = encode(tokenizer, texts, max_length, padding), _wrapper_encode(tokenizer, texts, max_length, padding)
+            assert set(ours) == set(ref), (set(ours), set(ref))
+            for k in ref:
+                assert ours[k].dtype == ref[k].dtype and torch.equal(ours[k], ref[k]), (k, max_length, padding)
+
+
+def test_encoding_through_the_tokenizers_backend_equals_the_transformers_call(tokenizer, movies):
+    texts = ["ok", "", "  spaces  and\ttabs ", "Ünïcödé — dashes… and emoji 🎬", " ".join(movies.texts[:30]),
+             *movies.texts[100:140]]
+    encodes_as_the_wrapper_does(tokenizer, texts)
+    lengths = token_lengths(tokenizer, texts, 32)
+    assert lengths.tolist() == [len(x) for x in tokenizer(texts, truncation=True, max_length=32)["input_ids"]]

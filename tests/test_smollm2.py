@@ -123,3 +123,12 @@ def test_pae_mobillm_classifies_with_smollm2_and_serves_the_second_epoch_from_it
     fwd = ev[(ev.kind == "fwd") & ev.node.str.startswith("phone")]
     assert set(fwd["round"]) == {1}  # 8 samples, batches of 4: round 1 is epoch 1, round 2 all cached
     assert not len(ev[(ev["round"] == 2) & (ev.kind == "activation")])
+
+
+def test_smollm2s_tokenizer_encodes_through_its_backend_as_the_transformers_call_does(folder):
+    from test_data import encodes_as_the_wrapper_does
+
+    tokenizer = load_tokenizer("smollm2-135m")
+    assert tokenizer.is_fast
+    encodes_as_the_wrapper_does(tokenizer, ["ok", "", "  To be, or not to be:\n that is the question. ",
+                                            "Ünïcödé — dashes… 🎭", "word " * 200])

@@ -16,6 +16,7 @@ import importlib.util
 import io
 import re
 import tarfile
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -550,23 +551,54 @@ def encode(tokenizer, texts: list[str], max_length: int, padding: str = "bucket"
     if pad_multiple < 1:
         raise ValueError(f"pad_multiple={pad_multiple} must be >= 1")
     bucket = padding == "bucket"
-    enc = tokenizer(list(texts), padding="longest" if bucket else "max_length", truncation=True,
-                    max_length=max_length, return_tensors="pt")
-    keys = ("input_ids", "attention_mask", "token_type_ids")
-    out = {k: enc[k] for k in keys if k in enc}
-    width = out["input_ids"].shape[1]
-    target = min(-(-width // pad_multiple) * pad_multiple, max_length) if bucket else width
-    if target > width:   # round the bucket up with padding columns on the tokenizer's padding side
-        fill = {"input_ids": tokenizer.pad_token_id or 0, "attention_mask": 0, "token_type_ids": 0}
-        for k, v in out.items():
-            pad = torch.full((v.shape[0], target - width), fill[k], dtype=v.dtype)
-            out[k] = torch.cat([pad, v] if tokenizer.padding_side == "left" else [v, pad], dim=1)
+    backend = _truncating_backend(tokenizer, max_length)
+    if backend is not None:
+        rows = [e.ids for e in backend.encode_batch(list(texts))]
+    else:
+        rows = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    width = max((len(r) for r in rows), default=0)
+    target = min(-(-width // pad_multiple) * pad_multiple, max_length) if bucket else max_length
+    ids = np.full((len(rows), target), tokenizer.pad_token_id or 0, dtype=np.int64)
+    mask = np.zeros((len(rows), target), dtype=np.int64)
+    left = tokenizer.padding_side == "left"
+    for i, row in enumerate(rows):
+        span = slice(target - len(row), target) if left else slice(0, len(row))
+        ids[i, span], mask[i, span] = row, 1
+    out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    if "token_type_ids" in tokenizer.model_input_names:   # one sentence per row: all segment 0
+        out["token_type_ids"] = torch.zeros_like(out["input_ids"])
     return out
+
+
+#: Copies of fast tokenizers' Rust backends with truncation set: {tokenizer: {max_length: backend}}.
+_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _truncating_backend(tokenizer, max_length: int):
+    """The `tokenizers` backend of a fast tokenizer, copied, truncating at `max_length` as the
+    wrapper's `truncation=True` does (longest_first, the tokenizer's side, special tokens
+    counted), or None for a slow tokenizer. Called directly because transformers' wrapper spends
+    ~2/3 of a small batch's tokenizing time setting up and converting (1.15 ms of a batch of 8)."""
+    if not getattr(tokenizer, "is_fast", False):
+        return None
+    held = _BACKENDS.setdefault(tokenizer, {})
+    if max_length in held:
+        return held[max_length]
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.enable_truncation(max_length, stride=0, strategy="longest_first",
+                              direction=getattr(tokenizer, "truncation_side", "right"))
+    held[max_length] = backend
+    return backend
 
 
 def token_lengths(tokenizer, texts: list[str], max_length: int) -> np.ndarray:
     """Tokens per text after truncation to `max_length` (special tokens included)."""
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    backend = _truncating_backend(tokenizer, max_length)
+    ids = ([e.ids for e in backend.encode_batch(list(texts))] if backend is not None else
+           tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"])
     return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
 
 
