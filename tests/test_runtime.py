@@ -151,3 +151,34 @@ def test_on_cuda_a_causal_lm_keeps_the_cpu_run_s_times_and_perplexity(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_device_auto_takes_the_gpu_when_torch_sees_one(tmp_path):
     assert build(load({**_fedavg(tmp_path), "runtime": {"device": "auto"}})).learner.device.type == "cuda"
+
+
+def test_a_run_keeps_its_built_heap_out_of_full_collections_and_hands_it_back(tmp_path, monkeypatch):
+    import gc
+
+    during = []
+    real_drive = cosim.run.__globals__["_run_scheme"]
+
+    def watched(sim, *a, **k):
+        during.append(gc.get_freeze_count())
+        return real_drive(sim, *a, **k)
+
+    monkeypatch.setitem(cosim.run.__globals__, "_run_scheme", watched)
+    before = gc.get_freeze_count()
+    cosim.run(_fedavg(tmp_path), progress=False, plots=False)
+    assert during and during[0] > before + 10_000   # the model, data and modules: frozen while it runs
+    assert gc.get_freeze_count() == before          # a process running many runs still frees each one's cycles
+
+
+def test_a_tied_parameter_swapped_in_reaches_every_name_it_is_tied_to():
+    from cosim.learn.training import call_with, tied_names
+
+    model = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False))
+    model[1].weight = model[0].weight   # an LM head tied to the embeddings
+    assert tied_names(model) == {"0.weight", "1.weight"}
+    new = torch.ones(5, 3)
+    tokens = torch.tensor([1, 2])
+    out = call_with(model, {"0.weight": new}, (tokens,), tied=tied_names(model))
+    assert torch.equal(out, torch.full((2, 5), 3.0))   # the head used the swapped-in weight too
+    untied = call_with(model, {"0.weight": new}, (tokens,))   # told nothing is tied: the head keeps its own
+    assert not torch.equal(untied, out)

@@ -80,6 +80,23 @@ def optimizer_slots(optimizer: str) -> int:
     return {"adamw": 2, "sgd": 0}[optimizer]
 
 
+def tied_names(model: torch.nn.Module) -> frozenset[str]:
+    """Names of parameters and buffers that share their tensor with another name (an LM head
+    tied to the embeddings)."""
+    names: dict[int, list[str]] = {}
+    for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        names.setdefault(id(t), []).append(name)
+    return frozenset(n for group in names.values() if len(group) > 1 for n in group)
+
+
+def call_with(model: torch.nn.Module, params: State, args: tuple, kwargs: dict | None = None,
+              tied: frozenset[str] = frozenset()):
+    """`model(*args, **kwargs)` with `params` in place of its own tensors. torch's weight-tying pass
+    (which walks every submodule on every call: ~1 ms a step for a tiny BERT) runs only when
+    `params` holds a tied name (`tied_names`), the one case where it changes anything."""
+    return functional_call(model, params, args, kwargs, strict=False, tie_weights=not tied.isdisjoint(params))
+
+
 class Learner:
     """The model, tokenizer and data of a run, and the learning steps schemes call."""
 
@@ -98,6 +115,7 @@ class Learner:
         self.train, self.test, self.clients = train, test, clients
         self.lr, self.optimizer = lr, optimizer
         self.trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        self.tied = tied_names(model)
         self._params = dict(model.named_parameters())
         # evaluation batches of rows of similar length (bucket padding: little padding to compute)
         order = None
@@ -225,7 +243,7 @@ class Learner:
         out = []
         for i in indices:
             b = self._test_batches[i]
-            out.append(score(functional_call(self.model, state, (b.input_ids, b.attention_mask), strict=False),
+            out.append(score(call_with(self.model, state, (b.input_ids, b.attention_mask), tied=self.tied),
                              b.labels))
         return out
 
@@ -270,7 +288,7 @@ class LocalModel:
                 self.params[k].copy_(v)
 
     def _call(self, *args, **kwargs):
-        return functional_call(self.learner.model, self.params, args, kwargs, strict=False)
+        return call_with(self.learner.model, self.params, args, kwargs, tied=self.learner.tied)
 
     #: gradients add up until `flush` (`accumulate`); a flag, not a swapped method, so that a
     #: checkpoint of the part holds plain data (cosim.checkpoint builds no functions)
