@@ -12,7 +12,11 @@ simulation's clock start: summary wall_time_s), torch_s (host seconds inside tor
 and evaluation: StepMeter.host_s + Learner.eval_host_s), engine_s = wall_s - torch_s (SimPy,
 network, channels, bookkeeping, writing results), engine_share = engine_s / wall_s, network_s
 (host seconds inside the media's re-splits, `Medium._advance` and `Medium._reallocate`, where the
-channel chain is evaluated), network_share = network_s / wall_s, peak_rss_MB,
+channel chain is evaluated), network_share = network_s / wall_s, pipeline_s (host seconds of the
+work outside torch's steps that a plain FedAvg loop of the same steps does too: tokenizing each
+batch, each client's parameter copy and optimizer, copying states out, averaging the updates:
+`Learner._encode`, `Learner.local`, `LocalModel.state`, `Learner.average`), sim_s = engine_s -
+pipeline_s (what only the simulation spends), sim_share = sim_s / wall_s, peak_rss_MB,
 events (rows of the trace) and events_per_s (events / engine_s).
 
     .venv/bin/python benchmarks/scale.py --devices 10 100 1000
@@ -75,6 +79,21 @@ def run_one(devices: int, profile: str | None, static_fraction: float = STATIC_F
         return wrapper
 
     Medium._advance, Medium._reallocate = timed(Medium._advance), timed(Medium._reallocate)
+    from cosim.learn.training import Learner, LocalModel
+
+    pipeline_s = [0.0]
+
+    def pipeline(method):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return method(*a, **k)
+            finally:
+                pipeline_s[0] += time.perf_counter() - t
+        return wrapper
+
+    Learner._encode, Learner.local = pipeline(Learner._encode), pipeline(Learner.local)
+    Learner.average, LocalModel.state = staticmethod(pipeline(Learner.average)), pipeline(LocalModel.state)
     raw = scenario(devices, "/tmp/cosim-scale", static_fraction)
     t0 = time.perf_counter()
     if profile:
@@ -92,6 +111,7 @@ def run_one(devices: int, profile: str | None, static_fraction: float = STATIC_F
     engine_s = wall_s - torch_s
     return {"devices": devices, "setup_s": total_s - wall_s, "wall_s": wall_s, "torch_s": torch_s, "engine_s": engine_s,
             "engine_share": engine_s / wall_s, "network_s": network_s[0], "network_share": network_s[0] / wall_s,
+            "pipeline_s": pipeline_s[0], "sim_s": engine_s - pipeline_s[0], "sim_share": (engine_s - pipeline_s[0]) / wall_s,
             # ru_maxrss is in KiB on Linux
             "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "events": events,
             "events_per_s": events / engine_s if engine_s > 0 else float("nan"),

@@ -467,7 +467,8 @@ class Medium:
     def _keep(self, keep: np.ndarray) -> None:
         """Drop the flows whose `keep` is False, keeping the others' order."""
         n = len(self.flows)
-        self.flows = [f for f, k in zip(self.flows, keep.tolist()) if k]
+        for i in reversed(np.flatnonzero(~keep).tolist()):   # O(flows leaving), not a rebuilt list of all
+            del self.flows[i]
         m = len(self.flows)
         for c in (*self._COLUMNS, *self._FLAGS):
             a = getattr(self, f"_{c}")
