@@ -148,6 +148,13 @@ def _tree(pid: int) -> list[int]:
         return []
 
 
+#: How often peak PSS is sampled. Reading smaps_rollup makes the kernel walk the process's mappings:
+#: ~15 ms per cosim process here. Sampled every 0.2 s (as before), the sampler took ~20 % of a core
+#: from the contender, which cost a run whose workers keep both cores busy ~15 % of its wall time
+#: (101 s against 87 s unsampled) and a serial one nothing (the other core was idle).
+PSS_EVERY_S = 2.0
+
+
 def _pss_bytes(pids) -> int:
     total = 0
     for pid in pids:
@@ -167,9 +174,13 @@ def measure(contender: str, rounds: int, device: str = "cpu") -> dict:
     before = os.times()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     peak = 0
-    while proc.poll() is None:
+    while True:
         peak = max(peak, _pss_bytes(_tree(proc.pid)))
-        time.sleep(0.2)
+        try:
+            proc.wait(timeout=PSS_EVERY_S)
+            break
+        except subprocess.TimeoutExpired:
+            pass
     wall = time.perf_counter() - t0
     after = os.times()
     out = proc.stdout.read()
