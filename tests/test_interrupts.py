@@ -180,3 +180,21 @@ def test_interrupting_a_compare_keeps_the_entries_that_finished(tmp_path):
                         r".*compare-[0-9-]+", err.strip()), err
     (table,) = _wait_for("results/tiny/compare-*/comparison.csv", tmp_path)
     assert list(pd.read_csv(table)["label"]) == ["fedavg"]
+
+
+@pytest.mark.slow
+def test_a_sweep_point_whose_worker_dies_is_reported_and_the_others_are_kept(tmp_path):
+    path = _scenario_file(tmp_path, rounds=1, sweep={"grid": {"scheme.rounds": [1, 100_000]}})
+    proc = _cosim("sweep", str(path), "--workers", "2", "--quiet")
+    _wait_for("results/tiny/*-seed*/rounds.csv", tmp_path, count=2, timeout_s=180)   # both points run
+    time.sleep(2.0)   # the short point is done; the long one runs
+    workers = [p for p in _descendants(proc.pid)
+               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes() and _alive(p)]
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGKILL)   # the machine took the worker (out of memory, say)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err + out
+    assert re.search(r"error: sweep point 1 \(.*\): the worker process died \(exit code -9\)", err), err
+    table = pd.read_csv(_wait_for("results/tiny/sweep-*/sweep.csv", tmp_path)[0])
+    assert table["point"].tolist() == [0] and (table["scheme.rounds"] == 1).all()
