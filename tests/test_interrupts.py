@@ -86,6 +86,13 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -186,10 +193,14 @@ def test_interrupting_a_compare_keeps_the_entries_that_finished(tmp_path):
 def test_a_sweep_point_whose_worker_dies_is_reported_and_the_others_are_kept(tmp_path):
     path = _scenario_file(tmp_path, rounds=1, sweep={"grid": {"scheme.rounds": [1, 100_000]}})
     proc = _cosim("sweep", str(path), "--workers", "2", "--quiet")
-    _wait_for("results/tiny/*-seed*/rounds.csv", tmp_path, count=2, timeout_s=180)   # both points run
-    time.sleep(2.0)   # the short point is done; the long one runs
-    workers = [p for p in _descendants(proc.pid)
-               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes() and _alive(p)]
+    _wait_for("results/tiny/sweep-*/sweep.csv", tmp_path, timeout_s=180)   # the short point is done
+    _wait_for("results/tiny/*-seed*/rounds.csv", tmp_path, count=2, timeout_s=180)   # the long one runs
+    deadline = time.monotonic() + 30
+    while True:   # the short point's worker exits once its outcome is sent
+        workers = [p for p in _descendants(proc.pid) if _alive(p) and b"spawn_main" in _cmdline(p)]
+        if len(workers) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)   # the machine took the worker (out of memory, say)
     out, err = proc.communicate(timeout=120)
