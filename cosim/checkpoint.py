@@ -14,9 +14,10 @@ File format (`checkpoint.pt`): `torch.save` of a dict of plain types — the ten
 torch's RNG state, and `world`, the bytes of a pickle of cosim's own objects whose tensors are
 references into that list — read back with `torch.load(weights_only=True)`. The pickle is read
 by `_Unpickler`, which builds only classes of cosim/channels (never a function, never the run
-loop, writer or workers), numpy arrays and generators, builtin containers and torch optimizers:
-a checkpoint can rebuild objects of these types but call nothing else, so a tampered file cannot
-run code through it. The heavy, rebuildable parts (the model, tokenizer, datasets, SimPy
+loop, writer or workers), numpy arrays and generators, builtin containers and torch optimizers,
+and resolves references (anchors, tensors, devices, dtypes, idle processors: `_reference` in the
+pickle) through its own resolver: a checkpoint can rebuild objects of these types but call nothing
+else, so a tampered file cannot run code through it. The heavy, rebuildable parts (the model, tokenizer, datasets, SimPy
 environment, workers) are never saved: they are anchors, rebuilt from the scenario and relinked.
 
 What is refused rather than resumed wrongly: a boundary at which something else is still pending
