@@ -67,33 +67,23 @@ def run_one(devices: int, profile: str | None, static_fraction: float = STATIC_F
 
     torch.set_num_threads(1)
     meters, learners = torch_timers()
-    network_s = [0.0]
-
-    def timed(method):
-        def wrapper(self, *a, **k):
-            t = time.perf_counter()
-            try:
-                return method(self, *a, **k)
-            finally:
-                network_s[0] += time.perf_counter() - t
-        return wrapper
-
-    Medium._advance, Medium._reallocate = timed(Medium._advance), timed(Medium._reallocate)
     from cosim.learn.training import Learner, LocalModel
 
-    pipeline_s = [0.0]
+    network_s, pipeline_s = [0.0], [0.0]
 
-    def pipeline(method):
+    def timed(method, into: list[float]):
         def wrapper(*a, **k):
             t = time.perf_counter()
             try:
                 return method(*a, **k)
             finally:
-                pipeline_s[0] += time.perf_counter() - t
+                into[0] += time.perf_counter() - t
         return wrapper
 
-    Learner._encode, Learner.local = pipeline(Learner._encode), pipeline(Learner.local)
-    Learner.average, LocalModel.state = staticmethod(pipeline(Learner.average)), pipeline(LocalModel.state)
+    Medium._advance, Medium._reallocate = timed(Medium._advance, network_s), timed(Medium._reallocate, network_s)
+    Learner._encode, Learner.local = timed(Learner._encode, pipeline_s), timed(Learner.local, pipeline_s)
+    Learner.average = staticmethod(timed(Learner.average, pipeline_s))
+    LocalModel.state = timed(LocalModel.state, pipeline_s)
     raw = scenario(devices, "/tmp/cosim-scale", static_fraction)
     t0 = time.perf_counter()
     if profile:

@@ -17,8 +17,8 @@ by `_Unpickler`, which builds only classes of cosim/channels (never a function, 
 loop, writer or workers), numpy arrays and generators, builtin containers and torch optimizers,
 and resolves references (anchors, tensors, devices, dtypes, idle processors: `_reference` in the
 pickle) through its own resolver: a checkpoint can rebuild objects of these types but call nothing
-else, so a tampered file cannot run code through it. The heavy, rebuildable parts (the model, tokenizer, datasets, SimPy
-environment, workers) are never saved: they are anchors, rebuilt from the scenario and relinked.
+else, so a tampered file cannot run code through it. The heavy, rebuildable parts (the model,
+tokenizer, datasets, SimPy environment, workers) are never saved: they are anchors, rebuilt from the scenario and relinked.
 
 What is refused rather than resumed wrongly: a boundary at which something else is still pending
 (a transfer in flight, a process waiting on a timer this module does not know) is not captured

@@ -387,11 +387,10 @@ def _run_local(raws: list[dict], workers: int, finished, notes: list[str] | None
             try:
                 outcome = end.recv()
             except EOFError:   # it died before it could report
-                process.join()
-                outcome = ("error", [f"the worker process died (exit code {process.exitcode})"])
+                outcome = None
             end.close()
             process.join()
-            finished(i, outcome)
+            finished(i, outcome or ("error", [f"the worker process died (exit code {process.exitcode})"]))
 
     try:
         start()

@@ -94,7 +94,8 @@ def call_with(model: torch.nn.Module, params: State, args: tuple, kwargs: dict |
     """`model(*args, **kwargs)` with `params` in place of its own tensors. torch's weight-tying pass
     (which walks every submodule on every call: ~1 ms a step for a tiny BERT) runs only when
     `params` holds a tied name (`tied_names`), the one case where it changes anything."""
-    return functional_call(model, params, args, kwargs, strict=False, tie_weights=not tied.isdisjoint(params))
+    return functional_call(model, params, args, kwargs, strict=False,
+                           tie_weights=bool(tied) and not tied.isdisjoint(params))
 
 
 class Learner:
