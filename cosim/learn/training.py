@@ -338,9 +338,7 @@ class LocalModel:
         model's depth. Returns (input, output): the received activation made a leaf that wants its
         gradient, and the output that keeps its graph for `middle_backward`."""
         hidden = hidden.detach().requires_grad_(True)
-        wrapper = _BlockRange(self.learner.model)
-        params = {f"model.{k}": v for k, v in self.params.items()}
-        return hidden, functional_call(wrapper, params, (hidden, attention_mask, start, end), strict=False)
+        return hidden, self._blocks(hidden, attention_mask, start, end)
 
     def middle_backward(self, hidden_in: torch.Tensor, hidden_out: torch.Tensor,
                         grad: torch.Tensor) -> torch.Tensor:
@@ -356,9 +354,13 @@ class LocalModel:
         """Blocks [start, end) on an activation that needs no gradient: the output's graph starts
         at the first parameter that requires a gradient (none: no graph at all), so backward
         (`bottom_backward`) stops at the lowest trainable adapter instead of reaching the input."""
-        wrapper = _BlockRange(self.learner.model)
+        return self._blocks(hidden.detach(), attention_mask, start, end)
+
+    def _blocks(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """Blocks [start, end) of the model with this part's parameters (`_BlockRange`)."""
         params = {f"model.{k}": v for k, v in self.params.items()}
-        return functional_call(wrapper, params, (hidden.detach(), attention_mask, start, end), strict=False)
+        tied = frozenset(f"model.{k}" for k in self.learner.tied)
+        return call_with(_BlockRange(self.learner.model), params, (hidden, attention_mask, start, end), tied=tied)
 
     def accumulate(self) -> None:
         """Updates wait for `flush`: the micro-batches of one batch add up their gradients."""
