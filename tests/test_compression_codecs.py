@@ -57,6 +57,39 @@ def test_keep_one_and_no_bits_carries_tensor_codec_values():
     assert error == 0.0
 
 
+def _bits(t: torch.Tensor) -> list[int]:
+    return t.reshape(-1).view(torch.uint8).tolist()
+
+
+def test_tensor_codec_round_trip_is_what_its_bytes_give_the_receiver():
+    """A send through the default codec skips writing and parsing the bytes (Codec.round_trip):
+    the byte count and every decoded value must be what the real message gives, bit for bit."""
+    wide = activation(4, (3, 5)).t()                      # not contiguous
+    special = torch.tensor([float("nan"), -0.0, float("inf"), 1e-45])
+    grad = activation(5, (2, 3)).requires_grad_()
+    for x in ({"h": activation(), "mask": torch.rand(4, 16) > 0.5, "w": wide, "g": grad},
+              [activation(1).half(), activation(2).to(torch.bfloat16), activation(3).double(),
+               torch.arange(7, dtype=torch.int32), torch.zeros(0, 8), torch.tensor(2.5), special],
+              (torch.randn(2, 1, 3, 1, 2, 1), torch.arange(9, dtype=torch.uint8))):
+        c = TensorCodec()
+        data = c.encode(x)
+        reference = c.decode(data, like=x)
+        nbytes, y, error = c.round_trip(x)
+        assert nbytes == len(data) and error == 0.0 and type(y) is type(reference)
+        if isinstance(x, dict):
+            assert list(y) == list(reference)
+            y, reference = list(y.values()), list(reference.values())
+        for a, b in zip(reference, y):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.is_contiguous() and b.is_contiguous()
+            assert not b.requires_grad and _bits(a) == _bits(b)
+        for sent, got in zip(x.values() if isinstance(x, dict) else x, y):   # a copy, not the sender's tensor
+            assert got.untyped_storage().data_ptr() != sent.untyped_storage().data_ptr() or got.numel() == 0
+    with pytest.raises(ValueError, match="at most 6"):
+        TensorCodec().round_trip([torch.zeros((1,) * 7)])
+    with pytest.raises(KeyError):
+        TensorCodec().round_trip([torch.zeros(2, dtype=torch.complex64)])
+
+
 def test_uncompressed_scenario_keeps_tensor_codec_bytes():
     x = {"h": activation()}
     assert isinstance(make_codec(None), TensorCodec)

@@ -79,7 +79,18 @@ def payload_bytes(shapes_and_dtypes) -> int:
     return total
 
 
-class TensorCodec:
+class Codec:
+    """What every codec shares: `round_trip`, the view of a send the engine needs."""
+
+    def round_trip(self, payload) -> tuple[int, object, float]:
+        """Sending `payload`: (the bytes on the wire, what the receiver decodes, the relative error
+        of that against `payload`), from the real encoded message."""
+        data = self.encode(payload)
+        value = self.decode(data, like=payload)
+        return len(data), value, self.error(payload, value)
+
+
+class TensorCodec(Codec):
     """Lossless framing of a dict (or list) of tensors; decode returns the same structure."""
 
     @staticmethod
@@ -107,6 +118,22 @@ class TensorCodec:
     def encode_with_error(self, payload) -> tuple[bytes, float]:
         """`encode`, and the message's relative error: 0, TensorCodec is lossless."""
         return self.encode(payload), 0.0
+
+    def round_trip(self, payload) -> tuple[int, object, float]:
+        """What sending `payload` gives (`Codec.round_trip`), without writing and parsing the bytes:
+        the framing's length follows from shapes and dtypes (`wire_bytes`, tested equal to
+        `len(encode)`) and decoding lossless raw bytes gives the values back bit for bit, so the
+        receiver gets a copy of each tensor. Serializing and parsing took ~0.3 ms per message, a
+        fifth of the engine's own time in a 1,000-device round."""
+        tensors = _tensors(payload)
+        copies = []
+        for t in tensors:
+            if t.dim() > _MAX_DIMS:
+                raise ValueError(f"tensor with {t.dim()} dims; the wire format carries at most {_MAX_DIMS}")
+            _CODE[t.dtype]   # a dtype the wire format cannot carry fails here as in encode
+            copies.append(t.detach().cpu().clone(memory_format=torch.contiguous_format))
+        value = dict(zip(payload.keys(), copies)) if isinstance(payload, dict) else copies
+        return self.wire_bytes(tensors), value, 0.0
 
     def decode(self, data: bytes, like):
         """Rebuild the payload from bytes; `like` gives the structure (dict keys) the sender used."""
@@ -241,7 +268,7 @@ def unpack_codes(data: bytes, bits: int, numel: int) -> torch.Tensor:
     return torch.from_numpy(c[:numel].copy())
 
 
-class QuantCodec:
+class QuantCodec(Codec):
     """Lossy codec: floating tensors min-max quantized to `bits` (8, 4 or 2) and packed into real
     bytes, with one range per tensor or per row (`per_row`: per token of a hidden-state tensor);
     other tensors travel raw. Stochastic rounding draws from `rng` (a named sim stream)."""
@@ -503,7 +530,7 @@ def _from_raw(data, offset: int, dtype: torch.dtype, count: int) -> tuple[torch.
     return torch.frombuffer(raw, dtype=dtype), offset + nbytes
 
 
-class CompressedCodec:
+class CompressedCodec(Codec):
     """Lossy/lossless codec built from a `CompressionConfig`: top-k by magnitude (per tensor or
     per row, indices really encoded), min-max quantization of the kept values, lossless coding
     (zstd / zlib) of the whole message. Non-floating tensors travel untouched. Stochastic rounding

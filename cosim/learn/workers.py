@@ -173,7 +173,7 @@ def _job_split_turn(client: str, bottom_state: dict, top_state: dict, steps: int
 def _as_received(codec, payload):
     """`payload` as `Simulation.send` hands it to the receiver: coded and decoded by `codec`."""
     message = payload.to_message() if hasattr(payload, "to_message") else payload
-    value = codec.decode(codec.encode(message), like=message)
+    _, value, _ = codec.round_trip(message)
     return type(payload).from_message(value) if message is not payload else value
 
 

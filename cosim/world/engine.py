@@ -405,12 +405,9 @@ class Simulation:
             message = _to_device(message, "cpu")
         if self.twin:   # the bytes the real payload would have, from its shapes, and what a decoder gives dst
             nbytes, value, detail = codec.wire_bytes(message), _as_received(message), ""
-        else:
-            data = codec.encode(message)
-            nbytes = len(data)
-            value = codec.decode(data, like=message)   # what dst will have (decoding takes no simulated time)
+        else:   # what dst will have (decoding takes no simulated time)
+            nbytes, value, error = codec.round_trip(message)
             # a lossy codec's distortion goes on the transfer's row (relative L2 error, worst tensor)
-            error = codec.error(message, value)
             detail = f"rel_error={error:.6g}" if error > 0 else ""
         yield from self.network.transfer(src, dst, nbytes, kind, rnd, detail=detail)
         hold = dst.memory.hold(f"{RECEIVED_PREFIX}{kind}:{src.name}", nbytes, peer=src.name)
