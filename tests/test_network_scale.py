@@ -108,3 +108,46 @@ def test_a_link_is_evaluated_when_its_state_changes_not_at_every_re_split(monkey
         sim.process(send())
     sim.env.run()
     assert calls["n"] <= 3 * n
+
+
+def _finishes(monkeypatch, each_arrival: bool, uplink: bool):
+    """Finish time, airtime and carried bits of 40 flows, 30 of them starting in one instant, and
+    how many times the band was re-split in that instant."""
+    from cosim.world.network import Medium
+
+    if each_arrival:   # the way before flows joined first: a re-split at every arrival
+        monkeypatch.setattr(Medium, "_reallocate_once_joined", Medium._reallocate)
+    rng = np.random.default_rng(11)
+    n = 40
+    positions = [np.array([x, y, 1.5]) for x, y in rng.uniform(-300, 300, size=(n, 2))]
+    starts = [0.0] * 30 + list(np.round(rng.uniform(0.001, 0.05, size=n - 30), 4))
+    sim = world(positions)
+    out, splits = {}, {}
+
+    def send(i):
+        yield sim.timeout(starts[i])
+        dev = sim.devices[i]
+        src, dst = (dev, sim.edge[0]) if uplink else (sim.edge[0], dev)
+        out[i] = yield from sim.network.transfer(src, dst, 20_000 + 1_000 * i, "model_up" if uplink else "model_down",
+                                                 1)
+        out[i] = (sim.now, out[i])
+
+    def watch():   # the medium's re-split count once the first instant is over
+        yield sim.timeout(0.0005)
+        splits["first instant"] = (sim.network._up if uplink else sim.network._down)["edge0"]._generation
+
+    for i in range(n):
+        sim.process(send(i))
+    sim.process(watch())
+    sim.env.run()
+    return out, splits["first instant"]
+
+
+@pytest.mark.parametrize("uplink", [False, True])
+def test_flows_starting_in_one_instant_join_before_one_re_split_and_finish_as_if_re_split_at_each(monkeypatch,
+                                                                                                   uplink):
+    joined, joined_splits = _finishes(monkeypatch, False, uplink)
+    with monkeypatch.context() as m:
+        each, each_splits = _finishes(m, True, uplink)
+    assert joined == each   # every finish time, airtime and carried bit count, exactly
+    assert joined_splits == 1 and each_splits == 30
