@@ -31,7 +31,7 @@ from .learn.workers import Ahead, InlineWorker, Workers, resolve_workers
 from .results import Result, RunWriter, load_run, new_run_dir
 from .scenario import Scenario, ScenarioError, load
 from .schemes import SCHEMES
-from .world.engine import Simulation, StopRule, stream_seed
+from .world.engine import Simulation, StopRule, stream_generator
 from .world.mobility import Static
 from .world.conditions import build_conditions
 from .world.failures import Failures, OutOfMemory, RunAborted, ServerFailed
@@ -46,7 +46,7 @@ def _group_rng(sim, group, rng: np.random.Generator, what: str) -> np.random.Gen
     """A fresh generator shared by a whole device group (the same draws for every member)."""
     if sim is None:
         return np.random.default_rng(int(rng.integers(2**62)))
-    return np.random.default_rng(stream_seed(sim.seed, f"mobility/{getattr(group, 'name', None)}/{what}"))
+    return stream_generator(sim.seed, f"mobility/{getattr(group, 'name', None)}/{what}")
 
 
 def _mobility(group, rng: np.random.Generator, index_in_group: int, centre_xy, sim=None):

@@ -25,7 +25,7 @@ import numpy as np
 
 from channels.shadowing import gauss_markov_next
 
-from .engine import stream_seed
+from .engine import stream_generator
 
 #: Lattice points whose normals one seeded draw gives (one generator per CHUNK points, not per point).
 CHUNK = 256
@@ -44,7 +44,7 @@ def block_draw(seed: int, name: str, block_s: float, t_s: float) -> tuple[np.ran
     if end_s <= t_s:   # float rounding at a block edge: t belongs to the next block
         k += 1
         end_s = (k + 1) * block_s
-    return np.random.default_rng(stream_seed(seed, f"{name}/{block_s!r}/{k}")), end_s
+    return stream_generator(seed, f"{name}/{block_s!r}/{k}"), end_s
 
 
 class PathLattice:
@@ -98,7 +98,7 @@ class PathLattice:
     def _normals(self, k: int) -> np.ndarray:
         chunk = k // CHUNK
         if chunk != self._chunk_index:
-            gen = np.random.default_rng(stream_seed(self.seed, f"{self.stream}/large/{chunk}"))
+            gen = stream_generator(self.seed, f"{self.stream}/large/{chunk}")
             self._chunk_index, self._chunk = chunk, gen.standard_normal((CHUNK, max(len(self.decorrelation_m), 1)))
         return self._chunk[k % CHUNK, :len(self.decorrelation_m)]
 
