@@ -31,7 +31,6 @@ import math
 from typing import Literal
 
 import numpy as np
-import simpy
 from pydantic import Field
 
 import channels
@@ -509,9 +508,8 @@ class Medium:
             return
         self._joining = True
         joined = self.sim.env.event()
-        joined._ok, joined._value = True, None
         joined.callbacks.append(self._joined)
-        self.sim.env.schedule(joined, simpy.core.NORMAL)
+        joined.succeed()   # queued now, behind the events already queued for this instant
 
     def _joined(self, _event) -> None:
         self._joining = False
