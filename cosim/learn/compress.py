@@ -71,6 +71,13 @@ def _itemsize(dtype: torch.dtype) -> int:
     return size
 
 
+def _wire_dims(t: torch.Tensor) -> list[int]:
+    """A tensor header's dims: the shape padded with zeros to `_MAX_DIMS` (more dims are refused)."""
+    if t.dim() > _MAX_DIMS:
+        raise ValueError(f"tensor with {t.dim()} dims; the wire format carries at most {_MAX_DIMS}")
+    return list(t.shape) + [0] * (_MAX_DIMS - t.dim())
+
+
 def payload_bytes(shapes_and_dtypes) -> int:
     """Size on the wire of a message of tensors with these (shape, dtype) pairs."""
     total = MESSAGE_HEADER_BYTES
@@ -108,9 +115,7 @@ class TensorCodec(Codec):
         parts = [struct.pack("<II", MAGIC, len(tensors))]
         for t in tensors:
             t = t.detach().contiguous().cpu()
-            if t.dim() > _MAX_DIMS:
-                raise ValueError(f"tensor with {t.dim()} dims; the wire format carries at most {_MAX_DIMS}")
-            dims = list(t.shape) + [0] * (_MAX_DIMS - t.dim())
+            dims = _wire_dims(t)
             parts.append(struct.pack("<BB6x6I", _CODE[t.dtype], t.dim(), *dims))
             parts.append(t.view(torch.uint8).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes())
         return b"".join(parts)
@@ -128,9 +133,8 @@ class TensorCodec(Codec):
         tensors = _tensors(payload)
         copies = []
         for t in tensors:
-            if t.dim() > _MAX_DIMS:
-                raise ValueError(f"tensor with {t.dim()} dims; the wire format carries at most {_MAX_DIMS}")
-            _CODE[t.dtype]   # a dtype the wire format cannot carry fails here as in encode
+            _wire_dims(t)    # a shape the wire format cannot carry is refused as in encode,
+            _CODE[t.dtype]   # and so is a dtype
             copies.append(t.detach().cpu().clone(memory_format=torch.contiguous_format))
         value = dict(zip(payload.keys(), copies)) if isinstance(payload, dict) else copies
         return self.wire_bytes(tensors), value, 0.0
@@ -301,9 +305,7 @@ class QuantCodec(Codec):
         parts = [struct.pack("<II", QUANT_MAGIC, len(tensors))]
         for t in tensors:
             t = t.detach().contiguous().cpu()
-            if t.dim() > _MAX_DIMS:
-                raise ValueError(f"tensor with {t.dim()} dims; the wire format carries at most {_MAX_DIMS}")
-            dims = list(t.shape) + [0] * (_MAX_DIMS - t.dim())
+            dims = _wire_dims(t)
             bits = self.bits if t.is_floating_point() else 0
             per_row = bool(bits and self.per_row and t.dim() and t.shape[-1])
             parts.append(struct.pack("<BBBB4x6I", _CODE[t.dtype], t.dim(), bits, per_row, *dims))
@@ -622,9 +624,7 @@ class CompressedCodec(Codec):
 
     def _encode_tensor(self, t: torch.Tensor) -> tuple[bytes, float | None]:
         cfg = self.config
-        if t.dim() > _MAX_DIMS:
-            raise ValueError(f"tensor with {t.dim()} dims; the wire format carries at most {_MAX_DIMS}")
-        dims = list(t.shape) + [0] * (_MAX_DIMS - t.dim())
+        dims = _wire_dims(t)
         numel = t.numel()
         if not t.is_floating_point() or numel == 0:
             header = struct.pack("<BBBBB3x6I", _CODE[t.dtype], t.dim(), 0, _DENSE, 0, *dims)

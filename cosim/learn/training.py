@@ -10,7 +10,7 @@ runs their steps in, and only the small trainable part is copied per client.
 from __future__ import annotations
 
 import copy
-
+import functools
 import time
 from dataclasses import dataclass
 
@@ -249,6 +249,12 @@ class Learner:
         return out
 
 
+@functools.lru_cache(maxsize=None)
+def _under_model(tied: frozenset[str]) -> frozenset[str]:
+    """`tied` as `_BlockRange` names them (under its `model.`); one set per model, not per step."""
+    return frozenset(f"model.{k}" for k in tied)
+
+
 class LocalModel:
     """A trainable parameter copy of blocks [start, end) with its own optimizer."""
 
@@ -359,8 +365,8 @@ class LocalModel:
     def _blocks(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, end: int) -> torch.Tensor:
         """Blocks [start, end) of the model with this part's parameters (`_BlockRange`)."""
         params = {f"model.{k}": v for k, v in self.params.items()}
-        tied = frozenset(f"model.{k}" for k in self.learner.tied)
-        return call_with(_BlockRange(self.learner.model), params, (hidden, attention_mask, start, end), tied=tied)
+        return call_with(_BlockRange(self.learner.model), params, (hidden, attention_mask, start, end),
+                         tied=_under_model(self.learner.tied))
 
     def accumulate(self) -> None:
         """Updates wait for `flush`: the micro-batches of one batch add up their gradients."""

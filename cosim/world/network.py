@@ -474,7 +474,7 @@ class Medium:
     def _keep(self, keep: np.ndarray) -> None:
         """Drop the flows whose `keep` is False, keeping the others' order."""
         n = len(self.flows)
-        for i in reversed(np.flatnonzero(~keep).tolist()):   # O(flows leaving), not a rebuilt list of all
+        for i in reversed(np.flatnonzero(~keep).tolist()):   # a step per flow leaving, not a list rebuilt
             del self.flows[i]
         m = len(self.flows)
         for c in (*self._COLUMNS, *self._FLAGS):
@@ -512,8 +512,7 @@ class Medium:
         joined.succeed()   # queued now, behind the events already queued for this instant
 
     def _joined(self, _event) -> None:
-        self._joining = False
-        self._advance()
+        self._joining = False   # no time has passed since the carries advanced the flows
         self._reallocate()
 
     def fail_all(self, make_error) -> None:
