@@ -101,7 +101,8 @@ def stream_seed(seed: int, name: str) -> np.random.SeedSequence:
 def stream_generator(seed: int, name: str) -> np.random.Generator:
     """The generator of stream `name` (`np.random.default_rng(stream_seed(seed, name))`, the same
     numbers): built directly, as a moving device's radio link builds one per fading block (~90,000
-    in a 1,000-device round) and default_rng's wrapper cost a third of each."""
+    in a 1,000-device round); default_rng's wrapper and numpy's frombuffer took ~16 -> ~14.5 µs
+    of each here."""
     return np.random.Generator(np.random.PCG64(stream_seed(seed, name)))
 
 
