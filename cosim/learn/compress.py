@@ -128,8 +128,9 @@ class TensorCodec(Codec):
         """What sending `payload` gives (`Codec.round_trip`), without writing and parsing the bytes:
         the framing's length follows from shapes and dtypes (`wire_bytes`, tested equal to
         `len(encode)`) and decoding lossless raw bytes gives the values back bit for bit, so the
-        receiver gets a copy of each tensor. Serializing and parsing took ~0.3 ms per message, a
-        fifth of the engine's own time in a 1,000-device round."""
+        receiver gets a copy of each tensor. For a tiny BERT's adapters: ~0.07 ms a message against
+        ~0.14 ms to write and parse it (about a tenth of the simulation's own time in a
+        1,000-device round)."""
         tensors = _tensors(payload)
         copies = []
         for t in tensors:
